@@ -1,0 +1,1 @@
+"""The runtime-spec as typed objects: validated once (schema + semantic checks), then structured."""
