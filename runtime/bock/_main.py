@@ -28,6 +28,14 @@ COMMANDS:
    run       create and run a container
    list      lists containers started by bock with the given root
    spec      create a new specification file
+   exec      execute new process inside the container
+   ps        ps displays the processes running inside a container
+   pause     pause suspends all processes inside the container
+   resume    resumes all processes that have been previously paused
+   update    update container resource constraints
+   events    display container events such as OOM notifications, cpu, memory, and IO usage statistics
+   features  show the enabled features
+   checkpoint, restore  not supported (exit 1)
 
 GLOBAL OPTIONS:
    --root value        root directory for storage of container state (default: "/run/bock")
@@ -237,7 +245,7 @@ def main(argv: list[str]) -> int:
         handler = COMMANDS.get(cmd)
         if handler is None:
             handler = _extra_command(cmd)
-        if "-h" in args[:1] or "--help" in args[:1]:
+        if ("-h" in args[:1] or "--help" in args[:1]) and not getattr(handler, "own_help", False):
             sys.stdout.write(f"bock {cmd}: see `bock --help`\n")
             return 0
         if g["criu"]:

@@ -1,0 +1,175 @@
+"""What runs in the forked children of ``bock exec`` (runc's "setns init").
+
+child (a child of ``bock exec``): non-dumpable, joins the container's cgroups (still
+with the host's view of /sys/fs/cgroup), then every namespace of the container's init
+(user first, mount last), forks the grandchild and exits at once. The grandchild is
+born in the container's pid namespace; it sets up the terminal, rlimits, LSM label,
+cwd, credentials, seccomp and execs. Nothing here imports: after ``setns`` into the
+mount namespace the host's Python library is out of reach, so the parent builds an
+:class:`ExecContext` holding every module and value needed, and the children inherit it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bock._init import sync
+from bock._init.process import close_fds_from, env_dict, look_path
+from bock._libc import libc, syscall
+
+PR_SET_DUMPABLE = 4
+
+
+class ExecContext:
+    """Everything the children need, prepared before fork."""
+
+    __slots__ = (
+        "cgroup_procs",
+        "console_fd",
+        "console_mod",
+        "env",
+        "lsm",
+        "ns_fds",
+        "preserve_fds",
+        "process",
+        "security",
+        "sync",
+        "user_fd",
+    )
+
+    def __init__(self, **kw: object) -> None:
+        for name in self.__slots__:
+            setattr(self, name, kw.pop(name, None))
+        if kw:
+            raise TypeError(f"unknown fields {sorted(kw)}")
+
+
+def _fail(ctx: ExecContext, err: BaseException) -> None:
+    if isinstance(err, OSError) and err.strerror:
+        msg = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    else:
+        msg = str(err) or type(err).__name__
+    try:
+        sync.send(ctx.sync, "error", msg)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def child(ctx: ExecContext) -> None:
+    """The first child: cgroups, setns, fork; reports the grandchild's host pid."""
+    try:
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # CVE-2019-5736: until execve
+        for path in ctx.cgroup_procs:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise OSError(err.errno, f"failed to join cgroup {os.path.dirname(path)}: {err.strerror}")
+            try:
+                os.write(fd, b"0")
+            except OSError as err:
+                raise OSError(
+                    err.errno, f"failed to join cgroup {os.path.dirname(path)}: {err.strerror}"
+                ) from None
+            finally:
+                os.close(fd)
+        if ctx.user_fd is not None:
+            syscall("setns", ctx.user_fd, 0)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for fd, kind in ctx.ns_fds:  # the mount namespace is last
+            try:
+                syscall("setns", fd, 0)
+            except OSError as err:
+                raise OSError(err.errno, f"failed to join {kind} namespace: {err.strerror}") from None
+        pid = os.fork()
+        if pid == 0:
+            grandchild(ctx)
+        sync.send(ctx.sync, "pid", str(pid))
+        os._exit(0)
+    except BaseException as err:
+        _fail(ctx, err)
+
+
+def _write_attr(names: tuple[str, ...], value: str) -> None:
+    last: OSError | None = None
+    for name in names:
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as err:
+            last = err
+            continue
+        try:
+            os.write(fd, value.encode())
+            return
+        finally:
+            os.close(fd)
+    raise OSError(last.errno if last else 1, f"cannot set LSM label {value!r}: {last.strerror if last else ''}")
+
+
+def _apply_lsm(ctx: ExecContext) -> None:
+    process = ctx.process
+    lsm = ctx.lsm
+    if process.apparmor_profile:
+        if lsm is not None:
+            lsm.apply_apparmor(process.apparmor_profile)
+        else:
+            _write_attr(
+                ("/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"),
+                "exec " + process.apparmor_profile,
+            )
+    if process.selinux_label:
+        if lsm is not None:
+            lsm.apply_selinux_label(process.selinux_label)
+        else:
+            _write_attr(("/proc/thread-self/attr/exec",), process.selinux_label)
+
+
+def grandchild(ctx: ExecContext) -> None:
+    """The process that becomes the user's command, inside the container."""
+    try:
+        process = ctx.process
+        sec = ctx.security
+        if process.terminal:
+            console = ctx.console_mod
+            os.setsid()
+            master, slave, _path = console.open_pty()
+            if process.console_size:
+                console.set_size(slave, process.console_size.height, process.console_size.width)
+            console.send_master(ctx.console_fd, master)
+            os.close(master)
+            os.close(ctx.console_fd)
+            console.make_controlling(slave)
+            os.close(slave)
+        sec.apply_process_attrs(process)
+        _apply_lsm(ctx)
+        try:
+            os.chdir(process.cwd)
+            chdir_later = False
+        except PermissionError:
+            chdir_later = True
+        except OSError as err:
+            raise OSError(
+                err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror.lower()}'
+            ) from None
+        if process.user.umask is not None:
+            os.umask(process.user.umask)
+        sec.finalize_credentials(process)
+        if chdir_later:
+            os.chdir(process.cwd)
+        env = ctx.env if ctx.env is not None else env_dict(process.env)
+        exe = look_path(process.args[0], env)
+        sec.before_ready(ctx.sync)
+        first = 3 + (ctx.preserve_fds or 0)
+        own = ctx.sync.fileno()
+        for fd in range(3, first):
+            if fd == own:
+                continue
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass
+        close_fds_from(first)
+        os.execve(exe, process.args, env)
+    except BaseException as err:
+        _fail(ctx, err)
