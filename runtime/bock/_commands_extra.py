@@ -176,7 +176,12 @@ def cmd_events(ctx, argv: list[str]) -> int:
 
     p = _args.parse(argv, ((("stats",), "bool", "stats"), (("interval",), "str", "interval")))
     interval = parse_duration(p["interval"]) if p["interval"] else 5.0
-    events(Container.load(ctx.root, _one_id(p, "events")), stats_once=p["stats"], interval=interval, out=sys.stdout)
+    events(
+        Container.load(ctx.root, _one_id(p, "events")),
+        stats_once=p["stats"],
+        interval=interval,
+        out=sys.stdout,
+    )
     return 0
 
 

@@ -104,7 +104,9 @@ def _write_attr(names: tuple[str, ...], value: str) -> None:
             return
         finally:
             os.close(fd)
-    raise OSError(last.errno if last else 1, f"cannot set LSM label {value!r}: {last.strerror if last else ''}")
+    raise OSError(
+        last.errno if last else 1, f"cannot set LSM label {value!r}: {last.strerror if last else ''}"
+    )
 
 
 def _apply_lsm(ctx: ExecContext) -> None:

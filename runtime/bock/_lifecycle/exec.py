@@ -279,7 +279,9 @@ def _console(opts: ExecOptions, process: Process):
             sock.connect(opts.console_socket)
         except OSError as err:
             sock.close()
-            raise ExecError(f"failed to connect to console socket {opts.console_socket}: {err.strerror}") from None
+            raise ExecError(
+                f"failed to connect to console socket {opts.console_socket}: {err.strerror}"
+            ) from None
         return sock.detach(), None
     mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     return theirs.detach(), mine

@@ -34,7 +34,7 @@ def ps_table(pids: list[int], ps_args: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, check=False, env=_env())
     except FileNotFoundError:
-        raise BockError("exec: \"ps\": executable file not found in $PATH") from None
+        raise BockError('exec: "ps": executable file not found in $PATH') from None
     if out.returncode != 0:
         raise BockError(f"ps: {out.stderr.decode(errors='replace').strip()}: exit status {out.returncode}")
     lines = out.stdout.decode(errors="replace").splitlines()

@@ -1,0 +1,194 @@
+"""exec, ps, pause/resume, update, events, features: the same calls on runc and on bock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _ns(pid: int) -> dict[str, str]:
+    return {n: os.readlink(f"/proc/{pid}/ns/{n}") for n in ("mnt", "pid", "net", "ipc", "uts")}
+
+
+def _cgroups(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return f.read()
+
+
+def _unquote(text: str) -> str:
+    """The text log format quotes the message like Go's %q."""
+    return text.replace('\\"', '"')
+
+
+def _init_pid(bundle, cid: str) -> int:
+    return json.loads(bundle.rt("state", cid).stdout)["pid"]
+
+
+def test_exec_foreground_status_output_and_overrides(bundle):
+    cid = bundle.start_container()
+    out = bundle.rt("exec", cid, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (3, "out\n", "err\n")
+    out = bundle.rt(
+        "exec", "-u", "1000:1000", "-g", "5", "-e", "FOO=bar", "--cwd", "/proc", cid,
+        "sh", "-c", 'id; pwd; echo "$FOO"',
+    )  # fmt: skip
+    assert out.stdout == "uid=1000 gid=1000 groups=5\n/proc\nbar\n"
+    killed = bundle.rt("exec", cid, "sh", "-c", "kill -9 $$", check=False)
+    assert killed.returncode == 137
+    fds = bundle.rt("exec", cid, "ls", "/proc/self/fd").stdout.split()
+    assert fds == ["0", "1", "2", "3"]  # 3 is ls's own directory fd
+
+
+def test_exec_detached_pid_file_is_the_real_process(bundle, tmp_path):
+    cid = bundle.start_container()
+    init = _init_pid(bundle, cid)
+    pid_file = tmp_path / "exec.pid"
+    bundle.rt("exec", "-d", "--pid-file", str(pid_file), cid, "sleep", "100", detached=True)
+    raw = pid_file.read_text()
+    assert raw.isdigit()  # no newline: containerd uses strconv.Atoi
+    pid = int(raw)
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == "sleep"
+    with open(f"/proc/{pid}/status") as f:
+        ppid = int(next(line for line in f if line.startswith("PPid:")).split()[1])
+    with open(f"/proc/{ppid}/comm") as f:
+        assert f.read().strip() not in ("bock", "python3", "runc", "runc:[2:INIT]")
+    assert _ns(pid) == _ns(init)
+    assert _cgroups(pid) == _cgroups(init)
+    with open(f"/proc/{pid}/status") as f:
+        nspid = next(line for line in f if line.startswith("NSpid:")).split()
+    assert len(nspid) == 3 and nspid[2] != "1"  # host pid, pid in the container's namespace
+
+
+def test_exec_failures_exit_255_with_runc_wording(bundle, tmp_path):
+    cid = bundle.start_container()
+    pid_file = tmp_path / "bad.pid"
+    out = bundle.rt(
+        "exec", "-d", "--pid-file", str(pid_file), cid, "/nonexistent", check=False, detached=True
+    )
+    assert out.returncode == 255
+    assert (
+        'exec failed: unable to start container process: exec: "/nonexistent": stat /nonexistent: no such file or directory'
+        in _unquote(out.stderr)
+    )
+    assert not pid_file.exists()  # conmon decides failure by its absence
+    out = bundle.rt("exec", cid, "nothere", check=False)
+    assert out.returncode == 255 and 'exec: "nothere": executable file not found in $PATH' in _unquote(
+        out.stderr
+    )
+    bundle.rt("kill", cid, "9")
+    for _ in range(50):
+        if json.loads(bundle.rt("state", cid).stdout)["status"] == "stopped":
+            break
+        time.sleep(0.1)
+    out = bundle.rt("exec", cid, "true", check=False)
+    assert out.returncode == 255 and "cannot exec in a stopped container" in out.stderr
+
+
+def test_exec_process_file_and_tty(bundle, tmp_path):
+    cid = bundle.start_container()
+    process = dict(bundle.config["process"], args=["sh", "-c", "echo from-file; exit 5"], env=["PATH=/bin"])
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    out = bundle.rt("exec", "--process", str(path), cid, check=False)
+    assert (out.returncode, out.stdout) == (5, "from-file\n")
+    cmd = f"{bundle.runtime} --root {bundle.root} exec -t {cid} sh -c 'tty; exit 4'"
+    out = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL)  # fmt: skip
+    assert out.returncode == 4
+    assert "/dev/pts/" in out.stdout
+
+
+def test_ps_json_lists_the_container_pids(bundle, require_cgroups, tmp_path):
+    cid = bundle.start_container()
+    init = _init_pid(bundle, cid)
+    pid_file = tmp_path / "e.pid"
+    bundle.rt("exec", "-d", "--pid-file", str(pid_file), cid, "sleep", "100", detached=True)
+    out = bundle.rt("ps", "--format", "json", cid)
+    assert out.stderr == ""
+    assert sorted(json.loads(out.stdout)) == sorted([init, int(pid_file.read_text())])
+    table = bundle.rt("ps", cid).stdout.splitlines()
+    assert "PID" in table[0].split() and len(table) == 3
+
+
+def test_pause_resume(bundle, require_cgroups):
+    cid = bundle.start_container()
+    out = bundle.rt("resume", cid, check=False)
+    assert out.returncode == 1 and "container not paused" in out.stderr
+    bundle.rt("pause", cid)
+    assert json.loads(bundle.rt("state", cid).stdout)["status"] == "paused"
+    out = bundle.rt("exec", cid, "true", check=False)
+    assert out.returncode == 255 and "paused" in out.stderr
+    bundle.rt("resume", cid)
+    assert json.loads(bundle.rt("state", cid).stdout)["status"] == "running"
+    bundle.rt("kill", cid, "9")
+    time.sleep(0.5)
+    out = bundle.rt("pause", cid, check=False)
+    assert out.returncode == 1 and "container not running" in out.stderr
+
+
+def test_update_applies_live(bundle, require_cgroups):
+    cid = bundle.start_container()
+    bundle.rt("update", "--pids-limit", "77", cid)
+    assert open(f"/sys/fs/cgroup/pids/{cid}/pids.max").read().strip() == "77"
+    bundle.rt("update", "--resources", "-", cid, input=json.dumps({"memory": {"limit": 64 << 20}}))
+    assert int(open(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes").read()) == 64 << 20
+    bundle.rt("update", "--memory", "32m", cid)
+    assert int(open(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes").read()) == 32 << 20
+
+
+def test_events_stats_shape(bundle, require_cgroups):
+    cid = bundle.start_container()
+    out = bundle.rt("events", "--stats", cid)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["type"] == "stats" and event["id"] == cid
+    data = event["data"]
+    assert data["pids"]["current"] >= 1
+    assert data["memory"]["usage"]["usage"] > 0
+    assert "usage" in data["cpu"]
+    bundle.rt("kill", cid, "9")
+    time.sleep(0.5)
+    out = bundle.rt("events", "--stats", cid, check=False)
+    assert out.returncode != 0 and f"container with id {cid} is not running" in out.stderr
+
+
+def test_features_json_only_on_stdout(runtime_path, runtime):
+    out = subprocess.run([runtime_path, "features"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stderr == ""
+    doc = json.loads(out.stdout)
+    assert doc["ociVersionMin"] and doc["ociVersionMax"]
+    assert "mount" in doc["linux"]["namespaces"]
+    if runtime != "bock":
+        return
+    assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is False  # not implemented
+    schema_dir = os.path.join(os.path.dirname(__file__), "..", "..", "..", "spec-schemas")
+    schema_path = os.path.join(schema_dir, "features-schema.json")
+    if not os.path.exists(schema_path):
+        pytest.skip("spec-schemas/features-schema.json is not in this tree")
+    import jsonschema
+    from referencing import Registry, Resource
+
+    docs = {}
+    for name in os.listdir(schema_dir):
+        if name.endswith(".json"):
+            with open(os.path.join(schema_dir, name)) as f:
+                docs[name] = json.load(f)
+    registry = Registry().with_resources((n, Resource.from_contents(d)) for n, d in docs.items())
+    jsonschema.Draft202012Validator(docs["features-schema.json"], registry=registry).validate(doc)
+
+
+def test_checkpoint_is_refused(runtime_path, runtime):
+    if runtime == "runc":
+        pytest.skip("runc supports checkpoint (through criu); the refusal is bock's")
+    out = subprocess.run([runtime_path, "checkpoint", "--help"], capture_output=True, text=True)
+    assert out.returncode != 0  # podman's probe: exit 0 would mean "supports checkpoint"
+    out = subprocess.run([runtime_path, "restore", "x"], capture_output=True, text=True)
+    assert out.returncode == 1 and "not supported" in out.stderr
