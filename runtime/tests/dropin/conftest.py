@@ -212,17 +212,16 @@ class Containerd:
                 f'[grpc]\n  address = "{self.sock}"\n[ttrpc]\n  address = "{self.sock}.ttrpc"\n'
                 f'[debug]\n  address = "{self.base}/debug.sock"\n[metrics]\n  address = ""\n'
             )
-        log = open(os.path.join(self.base, "containerd.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["containerd", "--config", config],
-            env={"PATH": CLEAN_PATH},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            close_fds=True,
-            start_new_session=True,
-        )
-        log.close()
+        with open(os.path.join(self.base, "containerd.log"), "wb") as log:
+            self.proc = subprocess.Popen(
+                ["containerd", "--config", config],
+                env={"PATH": CLEAN_PATH},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                close_fds=True,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.ctr("version", check=False).returncode == 0:

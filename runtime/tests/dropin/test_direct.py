@@ -21,6 +21,11 @@ def _cgroups(pid: int) -> str:
         return f.read()
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 def _unquote(text: str) -> str:
     """The text log format quotes the message like Go's %q."""
     return text.replace('\\"', '"')
@@ -136,11 +141,11 @@ def test_pause_resume(bundle, require_cgroups):
 def test_update_applies_live(bundle, require_cgroups):
     cid = bundle.start_container()
     bundle.rt("update", "--pids-limit", "77", cid)
-    assert open(f"/sys/fs/cgroup/pids/{cid}/pids.max").read().strip() == "77"
+    assert _read(f"/sys/fs/cgroup/pids/{cid}/pids.max").strip() == "77"
     bundle.rt("update", "--resources", "-", cid, input=json.dumps({"memory": {"limit": 64 << 20}}))
-    assert int(open(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes").read()) == 64 << 20
+    assert int(_read(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes")) == 64 << 20
     bundle.rt("update", "--memory", "32m", cid)
-    assert int(open(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes").read()) == 32 << 20
+    assert int(_read(f"/sys/fs/cgroup/memory/{cid}/memory.limit_in_bytes")) == 32 << 20
 
 
 def test_events_stats_shape(bundle, require_cgroups):
