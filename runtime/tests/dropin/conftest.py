@@ -227,9 +227,8 @@ class Containerd:
             if self.ctr("version", check=False).returncode == 0:
                 return
             time.sleep(0.1)
-        raise RuntimeError(
-            "containerd did not come up: " + open(f"{self.base}/containerd.log").read()[-2000:]
-        )
+        with open(f"{self.base}/containerd.log") as f:
+            raise RuntimeError("containerd did not come up: " + f.read()[-2000:])
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         argv = ["ctr", "-a", self.sock, "-n", "t", *args]
