@@ -46,22 +46,21 @@ def new_id() -> str:
     return "t-" + uuid.uuid4().hex[:12]
 
 
-def have_cgroup_manager() -> bool:
-    """bock's cgroup manager is a separate module; pause/metrics need it."""
-    out = subprocess.run(
-        [
-            os.path.join(os.path.dirname(os.path.realpath(bock_binary())), "python3"),
-            "-c",
-            "import bock._cgroups",
-        ],
-        capture_output=True,
-    )
-    return out.returncode == 0
+def bock_has(module: str) -> bool:
+    """Whether the installed bock has an optional module (cgroups, seccomp: built by others)."""
+    with open(bock_binary()) as f:
+        interpreter = f.readline()[2:].strip()
+    return subprocess.run([interpreter, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def needs_cgroups(runtime: str) -> None:
-    if runtime == "bock" and not have_cgroup_manager():
+    if runtime == "bock" and not bock_has("bock._cgroups"):
         pytest.xfail("bock's cgroup manager (bock._cgroups) is not in this build")
+
+
+def needs_seccomp(runtime: str) -> None:
+    if runtime == "bock" and not bock_has("bock._security.seccomp"):
+        pytest.xfail("bock's seccomp support (bock._security.seccomp) is not in this build")
 
 
 # -- mounts and processes -----------------------------------------------------------------
@@ -496,3 +495,9 @@ def bundle(runtime_path):
 def require_cgroups(runtime) -> None:
     """pause/ps/update/events/metrics need bock's cgroup manager: xfail until it is built in."""
     needs_cgroups(runtime)
+
+
+@pytest.fixture
+def require_seccomp(runtime):
+    """A callable: xfail the test for bock when its seccomp module is not in this build."""
+    return lambda: needs_seccomp(runtime)

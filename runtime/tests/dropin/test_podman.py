@@ -1,0 +1,85 @@
+"""podman 4.3 + conmon (isolated root) driving runc and bock through ``--runtime``."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.root
+NONET = ("--network", "none")
+
+
+@pytest.fixture(params=["seccomp", "unconfined"])
+def pm(request, podman, busybox_image, runtime_path, require_seccomp):
+    """podman with the runtime under test; containers named here are removed afterwards.
+
+    podman always asks for a seccomp filter; the "unconfined" variant runs the same
+    scenario without one (``--security-opt seccomp=unconfined``), for both runtimes."""
+    names: list[str] = []
+    if request.param == "seccomp":
+        require_seccomp()
+
+    def call(*args: str, check: bool = False, **kw):
+        return podman(runtime_path, *args, check=check, **kw)
+
+    def name() -> str:
+        n = "t-" + uuid.uuid4().hex[:12]
+        names.append(n)
+        return n
+
+    call.name = name
+    call.image = busybox_image["name"]
+    call.sec = ("--security-opt", "seccomp=unconfined") if request.param == "unconfined" else ()
+    try:
+        yield call
+    finally:
+        for n in names:
+            podman(runtime_path, "rm", "-f", "-t", "0", n, check=False)
+
+
+def test_run_rm(pm):
+    out = pm("run", "--rm", *pm.sec, *NONET, pm.image, "sh", "-c", "echo hello-from-podman; exit 3")
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == "hello-from-podman\n"
+
+
+def test_run_detached_exec_stop_rm(pm):
+    name = pm.name()
+    out = pm("run", "-d", *pm.sec, *NONET, "--name", name, pm.image, "sleep", "100000")
+    assert out.returncode == 0, out.stderr
+    out = pm("exec", name, "sh", "-c", "echo from-exec; exit 5")
+    assert (out.returncode, out.stdout) == (5, "from-exec\n"), out.stderr
+    out = pm("exec", name, "/nonexistent")
+    assert out.returncode == 127, out.stderr  # "no such file or directory" -> 127, as with runc
+    out = pm("exec", "-d", name, "sleep", "1000")
+    assert out.returncode == 0, out.stderr
+    out = pm("stop", "-t", "2", name)
+    assert out.returncode == 0, out.stderr
+    assert "Exited" in pm("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}").stdout
+    out = pm("rm", name)
+    assert out.returncode == 0, out.stderr
+
+
+def test_tty(pm, podman, runtime_path):
+    argv = podman.argv(
+        runtime_path, "run", "--rm", "-t", *pm.sec, *NONET, pm.image, "sh", "-c", "tty; echo tty-ok"
+    )
+    env = " ".join(f"{k}={v}" for k, v in podman.env().items())
+    cmd = "env -i " + env + " " + " ".join(argv)
+    out = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "/dev/pts/0" in out.stdout and "tty-ok" in out.stdout
+
+
+def test_missing_binary_exits_127(pm):
+    out = pm("run", "--rm", *pm.sec, *NONET, pm.image, "/nonexistent")
+    assert out.returncode == 127, out.stderr
+    assert "no such file or directory" in out.stderr
