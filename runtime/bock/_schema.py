@@ -118,6 +118,7 @@ def _is_integer(value: object) -> bool:
     return t is int or (t is float and value.is_integer())
 
 
+_SIMPLE_TYPES = {"string": str, "boolean": bool, "array": list, "object": dict, "null": type(None)}
 _TYPE_TESTS = {
     "string": lambda v: type(v) is str,
     "integer": _is_integer,
@@ -460,7 +461,7 @@ def _type(c: _Compiler, schema: dict, value: object, base: str):
     for name in names:
         if name not in _TYPE_TESTS:
             raise SchemaLoadError(f"{base}: unknown type {name!r}")
-    shown = ", ".join(_show(n) for n in names)
+    shown = ", ".join(f'"{n}"' for n in names)  # type names need no escaping
     if len(names) == 1:
         name = names[0]
         if name == "integer":
@@ -471,7 +472,7 @@ def _type(c: _Compiler, schema: dict, value: object, base: str):
                     errs.append((loc, "type", f"{_show(inst)} is not of type {shown}", ()))
 
             return check_int
-        pytype = {"string": str, "boolean": bool, "array": list, "object": dict, "null": type(None)}.get(name)
+        pytype = _SIMPLE_TYPES.get(name)
         if pytype is not None:
 
             def check_one(inst, loc, errs):
@@ -610,6 +611,32 @@ def _items(c: _Compiler, schema: dict, value: object, base: str):
     if rest is _accept:
         rest = None
     start = len(prefix)
+    simple = (
+        _SIMPLE_TYPES.get(value["type"])
+        if type(value) is dict and len(value) == 1 and "type" in value
+        else None
+    )
+    if simple is not None and not prefix:  # e.g. {"items": {"type": "string"}}: no call per item
+        shown = f'"{value["type"]}"'
+
+        def check_simple(inst, loc, errs):
+            if type(inst) is list:
+                for i, item in enumerate(inst):
+                    if type(item) is not simple:
+                        errs.append(((loc, i), "type", f"{_show(item)} is not of type {shown}", ()))
+
+        return check_simple
+    if value is False:  # reported once, at the array (as jsonschema does)
+
+        def check_closed(inst, loc, errs):
+            if type(inst) is list:
+                for i, sub in enumerate(prefix[: len(inst)]):
+                    sub(inst[i], (loc, i), errs)
+                if len(inst) > start:
+                    what = f"expected at most {start} items, found {len(inst) - start} more"
+                    errs.append((loc, "items", what, ()))
+
+        return check_closed
 
     def check(inst, loc, errs):
         if type(inst) is list:
@@ -660,20 +687,19 @@ def _contains(c: _Compiler, schema: dict, value: object, base: str):
 
 
 def _enum(c: _Compiler, schema: dict, value: list, base: str):
-    shown = _show_list(value)
     if all(type(v) is str for v in value):
         allowed = frozenset(value)
 
         def check_str(inst, loc, errs):
             if type(inst) is not str or inst not in allowed:
-                errs.append((loc, "enum", f"{_show(inst)} is not one of {shown}", ()))
+                errs.append((loc, "enum", f"{_show(inst)} is not one of {_show_list(value)}", ()))
 
         return check_str
     frozen = [_freeze(v) for v in value]
 
     def check(inst, loc, errs):
         if _freeze(inst) not in frozen:
-            errs.append((loc, "enum", f"{_show(inst)} is not one of {shown}", ()))
+            errs.append((loc, "enum", f"{_show(inst)} is not one of {_show_list(value)}", ()))
 
     return check
 
