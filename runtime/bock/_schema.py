@@ -25,8 +25,19 @@ from bock import _jsonlite
 from bock.errors import ConfigError
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
-ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
-SOURCES = {"config": "config.json", "state": "state.json", "features": "features.json"}
+# kind -> (schema file, JSON pointer inside it). "process" is the object `exec --process` reads.
+ROOTS = {
+    "config": ("config-schema.json", ""),
+    "process": ("config-schema.json", "/$defs/process"),
+    "state": ("state-schema.json", ""),
+    "features": ("features-schema.json", ""),
+}
+SOURCES = {
+    "config": "config.json",
+    "process": "process.json",
+    "state": "state.json",
+    "features": "features.json",
+}
 
 
 class SchemaError(ConfigError):
@@ -903,12 +914,12 @@ def _root(kind: str):
     global _compiler
     check = _roots.get(kind)
     if check is None:
-        name = ROOTS.get(kind)
-        if name is None:
+        root = ROOTS.get(kind)
+        if root is None:
             raise ValueError(f"unknown document kind {kind!r} (expected one of {', '.join(ROOTS)})")
         if _compiler is None:
             _compiler = _Compiler(SCHEMA_DIR)
-        check = _roots[kind] = _compiler.compile_ref(name, "")
+        check = _roots[kind] = _compiler.compile_ref(*root)
     return check
 
 
@@ -918,7 +929,7 @@ def load(kind: str = "config", directory: str | None = None):
     Mostly for tests and measurements; :func:`validate` loads on first use.
     """
     if directory is not None:
-        return _Compiler(directory).compile_ref(ROOTS[kind], "")
+        return _Compiler(directory).compile_ref(*ROOTS[kind])
     return _root(kind)
 
 

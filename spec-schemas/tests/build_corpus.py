@@ -666,6 +666,23 @@ CONFIG_INVALID = {
 }
 
 
+PROCESS_VALID = {
+    "process-everything": process_everything()["process"],
+    "minimal": {"cwd": "/"},
+}
+
+PROCESS_INVALID = {
+    "missing-cwd": ("process-everything", "cwd", DELETE, "required"),
+    "args-string": ("process-everything", "args", "sh -c true", "type"),
+    "env-not-array": ("minimal", "env", {"PATH": "/bin"}, "type"),
+    "terminal-string": ("process-everything", "terminal", "false", "type"),
+    "user-uid-negative": ("process-everything", "user.uid", -1, "minimum"),
+    "rlimit-type-bad": ("process-everything", "rlimits[1].type", "CORE", "pattern"),
+    "capabilities-not-object": ("process-everything", "capabilities", ["CAP_KILL"], "type"),
+    "scheduler-bad-policy": ("process-everything", "scheduler.policy", "SCHED_NORMAL", "enum"),
+    "document-is-array": ("minimal", "", ["sh"], "type"),
+}
+
 STATE_VALID = {
     "spec-example": {
         "ociVersion": "0.2.0",
@@ -880,6 +897,7 @@ def build(kind: str, valid: dict, invalid: dict) -> int:
 
 def main() -> None:
     n = build("config", CONFIG_VALID, CONFIG_INVALID)
+    n += build("process", PROCESS_VALID, PROCESS_INVALID)
     n += build("state", STATE_VALID, STATE_INVALID)
     n += build("features", FEATURES_VALID, FEATURES_INVALID)
     print(f"wrote {n} documents under {CORPUS}")

@@ -24,8 +24,11 @@ TESTS = pathlib.Path(__file__).resolve().parent
 SCHEMAS = TESTS.parent
 REPO = SCHEMAS.parent
 CORPUS = TESTS / "corpus"
-KINDS = ("config", "state", "features")
+KINDS = ("config", "process", "state", "features")
+# kind -> the root schema, ours and upstream's ("process" is what `exec --process` reads)
 ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
+OURS_ROOTS = dict(ROOTS, process="config-schema.json#/$defs/process")
+UPSTREAM_ROOTS = dict(ROOTS, process="config-schema.json#/properties/process")
 OURS_BASE = "file:///bock/spec-schemas/"
 UPSTREAM_BASE = "file:///oci/runtime-spec/schema/"
 
@@ -53,7 +56,7 @@ def _registry(directory: pathlib.Path, base: str, spec) -> Registry:
 @functools.cache
 def ours(kind: str) -> Draft202012Validator:
     registry = _registry(SCHEMAS, OURS_BASE, DRAFT202012)
-    return Draft202012Validator({"$ref": OURS_BASE + ROOTS[kind]}, registry=registry)
+    return Draft202012Validator({"$ref": OURS_BASE + OURS_ROOTS[kind]}, registry=registry)
 
 
 @functools.cache
@@ -62,7 +65,7 @@ def upstream(kind: str) -> Draft4Validator:
     if directory is None:
         raise FileNotFoundError("upstream runtime-spec schemas not found (set BOCK_OCI_SPEC_DIR)")
     registry = _registry(directory, UPSTREAM_BASE, DRAFT4)
-    return Draft4Validator({"$ref": UPSTREAM_BASE + ROOTS[kind]}, registry=registry)
+    return Draft4Validator({"$ref": UPSTREAM_BASE + UPSTREAM_ROOTS[kind]}, registry=registry)
 
 
 def corpus(kind: str | None = None) -> list[tuple[str, str, pathlib.Path]]:
