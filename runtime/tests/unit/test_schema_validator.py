@@ -362,6 +362,34 @@ def test_unsupported_keyword_fails_loudly(tmp_path: pathlib.Path) -> None:
         check({"a": {}}, None, [])
 
 
+def test_our_schemas_use_only_supported_keywords() -> None:
+    # Compilation is lazy, so check every subschema position of every file up front.
+    known = set(_schema._KEYWORDS) | set(_schema._IGNORED) | {"then", "else", "prefixItems"}
+    maps = ("properties", "patternProperties", "$defs", "definitions")
+    single = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+    seen: set[str] = set()
+
+    def walk(schema: object, where: str) -> None:
+        if isinstance(schema, bool):
+            return
+        assert isinstance(schema, dict), where
+        for key, value in schema.items():
+            assert key in known, f"{where}: {key}"
+            seen.add(key)
+            if key in maps:
+                for name, sub in value.items():
+                    walk(sub, f"{where}/{key}/{name}")
+            elif key in single:
+                walk(value, f"{where}/{key}")
+            elif key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+                for i, sub in enumerate(value):
+                    walk(sub, f"{where}/{key}/{i}")
+
+    for path in sorted((ROOT / "spec-schemas").glob("*.json")):
+        walk(json.loads(path.read_text()), path.name)
+    assert {"type", "properties", "required", "enum", "pattern", "minimum", "maximum", "$ref"} <= seen
+
+
 def test_missing_schema_directory(tmp_path: pathlib.Path) -> None:
     with pytest.raises(_schema.SchemaLoadError, match="cannot load schema"):
         _schema.load("config", str(tmp_path))
