@@ -331,9 +331,28 @@ def _setgroups_allowed() -> bool:
         return True
 
 
+def _is_mapped(kind: str, ident: int) -> bool:
+    """Whether ``ident`` is mapped in this process's user namespace (/proc/self/{uid,gid}_map)."""
+    try:
+        with open(f"/proc/self/{kind}_map", "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return True
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and int(parts[0]) <= ident < int(parts[0]) + int(parts[2]):
+            return True
+    return False
+
+
 def setup_user(user: object) -> None:
     """Switch to the container's uid/gid and supplementary groups (runc's ``setupUser``)."""
     uid, gid = user.uid, user.gid
+    # runc checks the mapping first, so that the error names the cause rather than EINVAL.
+    if not _is_mapped("uid", uid):
+        raise SystemError_("unable to setup user: cannot set uid to unmapped user in user namespace")
+    if not _is_mapped("gid", gid):
+        raise SystemError_("unable to setup user: cannot set gid to unmapped user in user namespace")
     _fix_stdio_permissions(uid)
     groups = list(user.additional_gids)
     if _setgroups_allowed():
