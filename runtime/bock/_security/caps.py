@@ -103,6 +103,11 @@ class _CapData(ctypes.Structure):
 _CapDataPair = _CapData * 2
 
 
+def _strerror(err: int) -> str:
+    """errno text as Go (runc) prints it, lower case: callers match "operation not permitted"."""
+    return os.strerror(err).lower()
+
+
 def last_cap() -> int:
     """The highest capability number the running kernel knows (``cap_last_cap``)."""
     try:
@@ -265,7 +270,7 @@ def apply_bounding(caps: CapSets) -> None:
             err = ctypes.get_errno()
             if err == 22:  # EINVAL
                 continue
-            raise SystemError_(f"unable to apply bounding set: drop {CAP_NAMES[num]}: {os.strerror(err)}")
+            raise SystemError_(f"unable to apply bounding set: drop {CAP_NAMES[num]}: {_strerror(err)}")
 
 
 def _explain_capset(caps: CapSets) -> str:
@@ -292,15 +297,15 @@ def apply_caps(caps: CapSets, warn=None) -> None:
     try:
         capset(caps.effective, caps.permitted, caps.inheritable)
     except OSError as e:
-        raise SystemError_(f"unable to apply caps: {os.strerror(e.errno)}{_explain_capset(caps)}") from None
+        raise SystemError_(f"unable to apply caps: {_strerror(e.errno)}{_explain_capset(caps)}") from None
     if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0:
         err = ctypes.get_errno()
         if err != 22:  # EINVAL: no ambient capabilities on this kernel
-            raise SystemError_(f"unable to apply caps: clear ambient set: {os.strerror(err)}")
+            raise SystemError_(f"unable to apply caps: clear ambient set: {_strerror(err)}")
     for num in range(caps.last + 1):
         raise_failed = caps.ambient >> num & 1 and _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, num, 0, 0) < 0
         if raise_failed and warn is not None:
-            warn(f"can't raise ambient capability {CAP_NAMES[num]}: {os.strerror(ctypes.get_errno())}")
+            warn(f"can't raise ambient capability {CAP_NAMES[num]}: {_strerror(ctypes.get_errno())}")
 
 
 def _fix_stdio_permissions(uid: int) -> None:
@@ -320,7 +325,9 @@ def _fix_stdio_permissions(uid: int) -> None:
             os.fchown(fd, uid, st.st_gid)
         except OSError as e:
             if e.errno not in (1, 22, 30):  # EPERM, EINVAL, EROFS: leave stdio alone, like runc
-                raise SystemError_(f"unable to setup user: chown stdio fd {fd}: {e.strerror}") from None
+                raise SystemError_(
+                    f"unable to setup user: chown stdio fd {fd}: {_strerror(e.errno)}"
+                ) from None
 
 
 def _setgroups_allowed() -> bool:
@@ -359,7 +366,7 @@ def setup_user(user: object) -> None:
         try:
             os.setgroups(groups)
         except OSError as e:
-            raise SystemError_(f"unable to setup user: setgroups {groups}: {e.strerror}") from None
+            raise SystemError_(f"unable to setup user: setgroups {groups}: {_strerror(e.errno)}") from None
     elif groups:
         raise SystemError_("unable to setup user: cannot set additional groups: setgroups is denied")
     for fn, ident, kind in ((os.setresgid, gid, "gid"), (os.setresuid, uid, "uid")):
@@ -370,7 +377,7 @@ def setup_user(user: object) -> None:
                 raise SystemError_(
                     f"unable to setup user: cannot set {kind} to unmapped user in user namespace"
                 ) from None
-            raise SystemError_(f"unable to setup user: set{kind} {ident}: {e.strerror}") from None
+            raise SystemError_(f"unable to setup user: set{kind} {ident}: {_strerror(e.errno)}") from None
 
 
 def finalize_credentials(user: object, caps: CapSets | None, *, no_new_privileges: bool, warn=None) -> None:
@@ -386,12 +393,12 @@ def finalize_credentials(user: object, caps: CapSets | None, *, no_new_privilege
     try:
         _prctl_call(PR_SET_KEEPCAPS, 1, what="prctl(PR_SET_KEEPCAPS)")
     except OSError as e:
-        raise SystemError_(f"unable to set keep caps: {e.strerror}") from None
+        raise SystemError_(f"unable to set keep caps: {_strerror(e.errno)}") from None
     setup_user(user)
     try:
         _prctl_call(PR_SET_KEEPCAPS, 0, what="prctl(PR_SET_KEEPCAPS)")
     except OSError as e:
-        raise SystemError_(f"unable to clear keep caps: {e.strerror}") from None
+        raise SystemError_(f"unable to clear keep caps: {_strerror(e.errno)}") from None
     apply_caps(caps, warn)
     if no_new_privileges:
         set_no_new_privs()
@@ -401,7 +408,7 @@ def set_no_new_privs() -> None:
     try:
         _prctl_call(PR_SET_NO_NEW_PRIVS, 1, what="prctl(PR_SET_NO_NEW_PRIVS)")
     except OSError as e:
-        raise SystemError_(f"unable to set no_new_privs: {e.strerror}") from None
+        raise SystemError_(f"unable to set no_new_privs: {_strerror(e.errno)}") from None
 
 
 def features() -> list[str]:

@@ -156,6 +156,11 @@ class _Version(ctypes.Structure):
 _lib = None
 
 
+def _strerror(err: int) -> str:
+    """errno text as Go (runc) prints it, lower case: callers match "operation not permitted"."""
+    return os.strerror(err).lower()
+
+
 def libseccomp() -> ctypes.CDLL:
     """Open libseccomp.so.2 once, with prototypes for what bock calls."""
     global _lib
@@ -280,9 +285,7 @@ def _add_rule(lib: ctypes.CDLL, ctx: int, sysno: int, rule: _Rule) -> None:
         arr = (_ArgCmp * max(len(group), 1))(*[_ArgCmp(*c) for c in group])
         ret = lib.seccomp_rule_add_array(ctx, rule.action, sysno, len(group), arr)
         if ret < 0:
-            raise ConfigError(
-                f"error adding seccomp filter rule for syscall {rule.name}: {os.strerror(-ret)}"
-            )
+            raise ConfigError(f"error adding seccomp filter rule for syscall {rule.name}: {_strerror(-ret)}")
 
 
 def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
@@ -290,7 +293,7 @@ def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
     try:
         ret = lib.seccomp_export_bpf(ctx, fd)
         if ret < 0:
-            raise SystemError_(f"error exporting seccomp filter: {os.strerror(-ret)}")
+            raise SystemError_(f"error exporting seccomp filter: {_strerror(-ret)}")
         size = os.lseek(fd, 0, os.SEEK_CUR)
         return os.pread(fd, size, 0)
     finally:
@@ -479,7 +482,7 @@ class SeccompFilter:
             for token in tokens:
                 ret = lib.seccomp_arch_add(ctx, token)
                 if ret < 0 and ret != -17:  # EEXIST: the native arch is already there
-                    raise ConfigError(f"error adding architecture to seccomp filter: {os.strerror(-ret)}")
+                    raise ConfigError(f"error adding architecture to seccomp filter: {_strerror(-ret)}")
             if len(rules) > 32:
                 lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, 2)  # not fatal: an old libseccomp
             for rule in rules:
@@ -517,7 +520,9 @@ class SeccompFilter:
         ret = libc.syscall(nr("seccomp"), SECCOMP_SET_MODE_FILTER, self.flags, ctypes.byref(self._fprog))
         if ret < 0:
             err = ctypes.get_errno()
-            raise SystemError_(f"error loading seccomp filter into kernel: {os.strerror(err)}")
+            raise SystemError_(
+                f"error loading seccomp filter into kernel: error loading seccomp filter: {_strerror(err)}"
+            )
         return ret if self.flags & _FLAG_NEW_LISTENER else None
 
 
@@ -526,12 +531,12 @@ def pidfd_getfd(pid: int, fd: int) -> int:
     pidfd = libc.syscall(nr("pidfd_open"), pid, 0)
     if pidfd < 0:
         err = ctypes.get_errno()
-        raise SystemError_(f"pidfd_open {pid}: {os.strerror(err)}")
+        raise SystemError_(f"pidfd_open {pid}: {_strerror(err)}")
     try:
         ret = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd: 438 on every architecture
         if ret < 0:
             err = ctypes.get_errno()
-            raise SystemError_(f"get seccomp fd {fd} from child {pid} failed: {os.strerror(err)}")
+            raise SystemError_(f"get seccomp fd {fd} from child {pid} failed: {_strerror(err)}")
         os.set_inheritable(ret, False)
         return ret
     finally:
@@ -566,13 +571,13 @@ def send_notify_fd(
             sock.connect(listener_path)
         except OSError as e:
             raise SystemError_(
-                f"failed to connect with seccomp agent specified in the seccomp profile: {e.strerror}"
+                f"failed to connect with seccomp agent specified in the seccomp profile: {_strerror(e.errno)}"
             ) from None
         fdbytes = notify_fd.to_bytes(4, sys.byteorder, signed=True)
         try:
             sock.sendmsg([dumps(message).encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fdbytes)])
         except OSError as e:
-            raise SystemError_(f"cannot send seccomp fd to {listener_path}: {e.strerror}") from None
+            raise SystemError_(f"cannot send seccomp fd to {listener_path}: {_strerror(e.errno)}") from None
     finally:
         sock.close()
 

@@ -262,7 +262,7 @@ def test_capability_the_runtime_lacks_is_a_clear_error():
     result = in_child(lambda: finalize_credentials(User(), sets, no_new_privileges=False))
     assert result.exit_code == 99
     err = json.loads(result.out)["error"]
-    assert err.startswith("SystemError_: unable to apply caps: Operation not permitted")
+    assert err.startswith("SystemError_: unable to apply caps: operation not permitted")
     assert f"permitted {missing[0]} not held by the runtime" in err
 
 
@@ -276,7 +276,7 @@ def test_ambient_that_cannot_be_raised_is_a_warning():
         return {"warnings": warnings, "status": read_status()}
 
     out = in_child(setup).json()
-    assert out["warnings"] == ["can't raise ambient capability CAP_KILL: Operation not permitted"]
+    assert out["warnings"] == ["can't raise ambient capability CAP_KILL: operation not permitted"]
     assert int(out["status"]["CapAmb"], 16) == 0
 
 
@@ -522,7 +522,10 @@ def test_load_without_no_new_privs_needs_cap_sys_admin():
 
     out = in_child(setup).json()
     assert out["first"] == "2"
-    assert out["second"] == "error loading seccomp filter into kernel: Permission denied"
+    assert (
+        out["second"]
+        == "error loading seccomp filter into kernel: error loading seccomp filter: permission denied"
+    )
 
 
 # --- SCMP_ACT_NOTIFY and the agent ------------------------------------------------------
