@@ -537,9 +537,10 @@ NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
 class Agent:
     """A seccomp agent on a unix socket: takes the fd + state, answers one notification."""
 
-    def __init__(self, path: str, reply: int) -> None:
+    def __init__(self, path: str, reply: int = 0, error: int = 0) -> None:
         self.path = path
         self.reply = reply
+        self.error_reply = error  # a negative errno, or 0 for success with ``reply``
         self.state: dict | None = None
         self.notification: dict | None = None
         self.error: BaseException | None = None
@@ -564,7 +565,8 @@ class Agent:
                 fcntl.ioctl(fd, NOTIF_RECV, req)
                 nid, pid, _f, nr, arch, _ip, *args = struct.unpack("=QIIiIQ6Q", req)
                 self.notification = {"pid": pid, "nr": nr, "arch": arch, "arg0": args[0]}
-                fcntl.ioctl(fd, NOTIF_SEND, bytearray(struct.pack("=QqiI", nid, self.reply, 0, 0)))
+                resp = struct.pack("=QqiI", nid, self.reply, self.error_reply, 0)
+                fcntl.ioctl(fd, NOTIF_SEND, bytearray(resp))
             finally:
                 os.close(fd)
         except BaseException as e:
@@ -717,3 +719,188 @@ def test_denied_under_podman_profile():
         return {"create_module": errno_of(174, 0), "acct": errno_of(ACCT, 0)}
 
     assert in_child(setup).json() == {"create_module": 38, "acct": 1}
+
+
+# --- end to end: `bock run` on a busybox bundle, runc as the oracle ---------------------
+
+RUNTIME_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BOCK = [
+    "/usr/bin/python3",
+    "-I",
+    "-S",
+    "-c",
+    f"import sys; sys.path.insert(0, {RUNTIME_DIR!r}); from bock._main import main; sys.exit(main(sys.argv[1:]))",
+]
+RUNC = "/usr/sbin/runc"
+STATUS_KEYS = (
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+)
+
+
+def _rmtree(path: str) -> None:
+    import subprocess
+
+    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+
+
+@pytest.fixture
+def bundle():
+    """A busybox bundle (``config.json`` from ``bock spec``), its own state roots, cleaned up."""
+    import subprocess
+
+    base = tempfile.mkdtemp(prefix="bock-t-seccaps-")
+    rootfs = os.path.join(base, "bundle", "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    os.makedirs(os.path.join(rootfs, "tmp"))
+    with open(BUSYBOX, "rb") as src, open(os.path.join(rootfs, "bin", "busybox"), "wb") as dst:
+        dst.write(src.read())
+    os.chmod(os.path.join(rootfs, "bin", "busybox"), 0o755)
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    subprocess.run([*BOCK, "spec"], cwd=os.path.join(base, "bundle"), check=True)
+    b = Bundle(base)
+    try:
+        yield b
+    finally:
+        for runtime, root, cid in b.started:
+            subprocess.run(
+                [*runtime, "--root", root, "delete", "--force", cid], capture_output=True, check=False
+            )
+        _rmtree(base)
+
+
+class Bundle:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.path = os.path.join(base, "bundle")
+        self.started: list[tuple[list[str], str, str]] = []
+        with open(os.path.join(self.path, "config.json")) as f:
+            self.config = json.load(f)
+        self.config["process"]["terminal"] = False
+        self.config["root"]["readonly"] = False
+
+    def run(self, runtime: list[str], args: list[str], timeout: float = 60):
+        import subprocess
+
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump({**self.config, "process": {**self.config["process"], "args": args}}, f)
+        cid = f"t-{uuid.uuid4().hex[:12]}"
+        root = os.path.join(
+            self.base, "root-" + os.path.basename(runtime[-1] if runtime[0] == RUNC else "bock")
+        )
+        self.started.append((runtime, root, cid))
+        return subprocess.run(
+            [*runtime, "--root", root, "run", "--bundle", self.path, cid],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def status_lines(text: str) -> dict[str, str]:
+    st = parse_status(text)
+    return {k: st.get(k) for k in STATUS_KEYS}
+
+
+def with_podman_security(config: dict, *, uid: int = 0, gid: int = 0, groups=(), ambient=()) -> None:
+    with open(os.path.join(DATA, "podman-4.3-default-seccomp.json")) as f:
+        config["linux"]["seccomp"] = json.load(f)
+    config["process"]["noNewPrivileges"] = True
+    config["process"]["user"] = {"uid": uid, "gid": gid, "additionalGids": list(groups)}
+    caps = [*PODMAN_CAPS, "CAP_NOT_A_CAPABILITY"]
+    config["process"]["capabilities"] = {
+        "bounding": caps,
+        "effective": caps,
+        "permitted": caps,
+        "inheritable": list(ambient),
+        "ambient": list(ambient),
+    }
+
+
+SHOW = "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status"
+
+
+def test_bock_run_status_inside_matches_runc(bundle):
+    with_podman_security(bundle.config, uid=1000, gid=1000, groups=[10, 20], ambient=["CAP_NET_BIND_SERVICE"])
+    bock = bundle.run(BOCK, ["sh", "-c", SHOW])
+    assert bock.returncode == 0, bock.stderr
+    st = status_lines(bock.stdout)
+    nbs = 1 << CAP_NUMBERS["CAP_NET_BIND_SERVICE"]
+    assert st["Uid"].split() == ["1000"] * 4 and st["Groups"].split() == ["10", "20"]
+    assert int(st["CapEff"], 16) == int(st["CapAmb"], 16) == nbs
+    assert int(st["CapBnd"], 16) == mask(PODMAN_CAPS)
+    assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+    assert "ignoring unknown or unavailable capabilities: [CAP_NOT_A_CAPABILITY]" in bock.stderr
+    if os.path.exists(RUNC):
+        runc = bundle.run([RUNC], ["sh", "-c", SHOW])
+        assert runc.returncode == 0, runc.stderr
+        assert status_lines(runc.stdout) == st
+
+
+def test_bock_run_denied_syscall_errno_inside(bundle):
+    with_podman_security(bundle.config)
+    rules = bundle.config["linux"]["seccomp"]["syscalls"]
+    rules.insert(0, {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13})
+    rules.insert(0, {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"})
+    script = "mkdir /tmp/a; echo mkdir=$?; rmdir /bin; echo rmdir=$?; ls /tmp | wc -l; echo done"
+    out = bundle.run(BOCK, ["sh", "-c", script])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["mkdir=1", "rmdir=1", "0", "done"]
+    assert "can't create directory '/tmp/a': Permission denied" in out.stderr
+    assert "Operation not permitted" in out.stderr  # rmdir: EPERM, no errnoRet
+
+
+def test_bock_run_unknown_seccomp_action_fails_and_leaves_nothing(bundle):
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_SOMETIMES"}],
+    }
+    out = bundle.run(BOCK, ["true"])
+    assert out.returncode == 1
+    assert "string SCMP_ACT_SOMETIMES is not a valid action for seccomp" in out.stderr
+    root = bundle.started[-1][1]
+    assert not os.path.exists(root) or os.listdir(root) == []
+
+
+@pytest.mark.parametrize("runtime", ["bock", "runc"])
+def test_bock_run_notify_agent(bundle, runtime):
+    if runtime == "runc" and not os.path.exists(RUNC):
+        pytest.skip("runc not installed")
+    path = os.path.join(bundle.base, "agent.sock")
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": path,
+        "listenerMetadata": "from-e2e",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+    }
+    bundle.config["process"]["noNewPrivileges"] = True
+    agent = Agent(path, error=-18)  # EXDEV: an answer only the agent can give
+    try:
+        out = bundle.run(
+            BOCK if runtime == "bock" else [RUNC], ["sh", "-c", "mkdir /tmp/n; echo rc=$?; ls /tmp"]
+        )
+    finally:
+        agent.close()
+    assert agent.error is None, agent.error
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "rc=1\n"  # mkdir failed and created nothing
+    assert "cross-device link" in out.stderr.lower()
+    assert agent.notification["nr"] in (83, 258)  # mkdir or mkdirat
+    state = agent.state
+    assert state["fds"] == ["seccompFd"] and state["metadata"] == "from-e2e"
+    assert state["pid"] == state["state"]["pid"] > 0  # the init (mkdir runs in a child of sh)
+    assert state["state"]["id"] == bundle.started[-1][2]
+    assert state["state"]["bundle"] == bundle.path
+    assert set(state) >= {"ociVersion", "fds", "pid", "metadata", "state"}
