@@ -21,7 +21,7 @@ class Security:
 
     __slots__ = ("_finalize", "_notify_fd", "caps", "pa", "resource", "seccomp", "spec")
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, seccomp_cache: str | None = None) -> None:
         self.spec = spec
         self.caps = None
         self.seccomp = None
@@ -64,7 +64,9 @@ class Security:
                 from bock.errors import ConfigError
 
                 raise ConfigError("seccomp is not supported by this build of bock") from None
-            self.seccomp = SeccompFilter.compile(LinuxSeccomp.from_json(spec.linux.seccomp))
+            self.seccomp = SeccompFilter.compile(
+                LinuxSeccomp.from_json(spec.linux.seccomp), cache_dir=seccomp_cache
+            )
             if self.seccomp.ignored:
                 from bock._log import log
 

@@ -561,3 +561,47 @@ def test_enosys_stub_alone():
     assert run_bpf(only_x32, X32_BIT | 11, arch=X32) == ERRNO | 38
     assert run_bpf(only_x32, 11) == ALLOW
     assert sys.byteorder == "little"
+
+
+# --- the compiled-program cache ----------------------------------------------------------
+
+
+def test_cache_hit_skips_libseccomp(tmp_path, monkeypatch):
+    doc = load_profile("podman-4.3-default-seccomp.json")
+    doc["listenerPath"] = "/run/agent.sock"
+    doc["syscalls"].append({"names": ["create_module"], "action": "SCMP_ACT_NOTIFY"})
+    first = SeccompFilter.compile(LinuxSeccomp.from_json(doc), cache_dir=str(tmp_path))
+    (entry,) = [p for p in tmp_path.iterdir()]
+    assert entry.stat().st_mode & 0o777 == 0o600
+
+    def boom(spec):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(SeccompFilter, "_compile", classmethod(lambda cls, spec: boom(spec)))
+    again = SeccompFilter.compile(LinuxSeccomp.from_json(doc), cache_dir=str(tmp_path))
+    assert again.program == first.program and again.flags == first.flags
+    assert again.needs_notify and again.listener_path == "/run/agent.sock"
+    assert run_bpf(again.program, 174) == NOTIFY
+    # Another profile is another entry.
+    monkeypatch.undo()
+    other = SeccompFilter.compile(LinuxSeccomp.from_json(base()), cache_dir=str(tmp_path))
+    assert len(list(tmp_path.iterdir())) == 2
+    assert run_bpf(other.program, 83) == ERRNO | 1
+
+
+def test_cache_ignores_a_torn_entry(tmp_path):
+    spec = LinuxSeccomp.from_json(base())
+    good = SeccompFilter.compile(spec, cache_dir=str(tmp_path))
+    (entry,) = list(tmp_path.iterdir())
+    data = entry.read_bytes()
+    entry.write_bytes(data[:-3])
+    again = SeccompFilter.compile(spec, cache_dir=str(tmp_path))
+    assert again.program == good.program
+    assert entry.read_bytes() == data  # rewritten whole
+
+
+def test_cache_key_covers_the_profile():
+    a = sc._cache_key(LinuxSeccomp.from_json(base()))
+    b = sc._cache_key(LinuxSeccomp.from_json(base(defaultAction="SCMP_ACT_LOG")))
+    assert a and b and a != b
+    assert a == sc._cache_key(LinuxSeccomp.from_json(base()))
