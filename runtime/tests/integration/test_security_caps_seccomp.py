@@ -814,10 +814,12 @@ def status_lines(text: str) -> dict[str, str]:
     return {k: st.get(k) for k in STATUS_KEYS}
 
 
-def with_podman_security(config: dict, *, uid: int = 0, gid: int = 0, groups=(), ambient=()) -> None:
-    with open(os.path.join(DATA, "podman-4.3-default-seccomp.json")) as f:
+def with_podman_security(
+    config: dict, *, uid: int = 0, gid: int = 0, groups=(), ambient=(), nnp: bool = True, profile=None
+) -> None:
+    with open(os.path.join(DATA, profile or "podman-4.3-default-seccomp.json")) as f:
         config["linux"]["seccomp"] = json.load(f)
-    config["process"]["noNewPrivileges"] = True
+    config["process"]["noNewPrivileges"] = nnp
     config["process"]["user"] = {"uid": uid, "gid": gid, "additionalGids": list(groups)}
     caps = [*PODMAN_CAPS, "CAP_NOT_A_CAPABILITY"]
     config["process"]["capabilities"] = {
@@ -832,8 +834,26 @@ def with_podman_security(config: dict, *, uid: int = 0, gid: int = 0, groups=(),
 SHOW = "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status"
 
 
-def test_bock_run_status_inside_matches_runc(bundle):
-    with_podman_security(bundle.config, uid=1000, gid=1000, groups=[10, 20], ambient=["CAP_NET_BIND_SERVICE"])
+@pytest.mark.parametrize(
+    ("nnp", "profile"),
+    [
+        (True, "podman-4.3-default-seccomp.json"),
+        # Without no_new_privs the filter is loaded before the user switch and capset (runc's
+        # order): those syscalls then go through the profile.
+        (False, "podman-4.3-default-seccomp.json"),
+        (False, "containerd-1.6-ctr-run-seccomp.json"),
+    ],
+)
+def test_bock_run_status_inside_matches_runc(bundle, nnp, profile):
+    with_podman_security(
+        bundle.config,
+        uid=1000,
+        gid=1000,
+        groups=[10, 20],
+        ambient=["CAP_NET_BIND_SERVICE"],
+        nnp=nnp,
+        profile=profile,
+    )
     bock = bundle.run(BOCK, ["sh", "-c", SHOW])
     assert bock.returncode == 0, bock.stderr
     st = status_lines(bock.stdout)
@@ -841,7 +861,7 @@ def test_bock_run_status_inside_matches_runc(bundle):
     assert st["Uid"].split() == ["1000"] * 4 and st["Groups"].split() == ["10", "20"]
     assert int(st["CapEff"], 16) == int(st["CapAmb"], 16) == nbs
     assert int(st["CapBnd"], 16) == mask(PODMAN_CAPS)
-    assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+    assert st["NoNewPrivs"] == ("1" if nnp else "0") and st["Seccomp"] == "2"
     assert "ignoring unknown or unavailable capabilities: [CAP_NOT_A_CAPABILITY]" in bock.stderr
     if os.path.exists(RUNC):
         runc = bundle.run([RUNC], ["sh", "-c", SHOW])
