@@ -924,3 +924,20 @@ def test_bock_run_notify_agent(bundle, runtime):
     assert state["state"]["id"] == bundle.started[-1][2]
     assert state["state"]["bundle"] == bundle.path
     assert set(state) >= {"ociVersion", "fds", "pid", "metadata", "state"}
+
+
+@pytest.mark.parametrize("runtime", ["bock", "runc"])
+def test_run_with_bad_syscall_names_like_runc(bundle, runtime):
+    """An unknown name is skipped (runc: "unknown seccomp syscall ... ignored"); an empty one fails."""
+    if runtime == "runc" and not os.path.exists(RUNC):
+        pytest.skip("runc not installed")
+    rt = BOCK if runtime == "bock" else [RUNC]
+    rule = {"names": ["no_such_syscall_at_all", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}
+    bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+    out = bundle.run(rt, ["sh", "-c", "mkdir /tmp/q; echo rc=$?"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "rc=1\n"
+    rule["names"] = ["", "mkdir"]
+    out = bundle.run(rt, ["true"])
+    assert out.returncode == 1
+    assert "empty string is not a valid syscall" in out.stderr

@@ -605,3 +605,13 @@ def test_cache_key_covers_the_profile():
     b = sc._cache_key(LinuxSeccomp.from_json(base(defaultAction="SCMP_ACT_LOG")))
     assert a and b and a != b
     assert a == sc._cache_key(LinuxSeccomp.from_json(base()))
+
+
+def test_stub_always_covers_the_native_arch():
+    # Docker on ppc64le sends no architectures at all; runc still adds the native one.
+    p = compile_json(
+        {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    ).program
+    assert run_bpf(p, 0) == ALLOW
+    assert run_bpf(p, 0, arch=X86) == KILL_THREAD  # not in the filter: libseccomp's bad-arch action
+    assert run_bpf(p, 1) == ERRNO | 38  # write is above read (0): ENOSYS
