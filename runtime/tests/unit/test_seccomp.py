@@ -609,9 +609,17 @@ def test_cache_key_covers_the_profile():
 
 def test_stub_always_covers_the_native_arch():
     # Docker on ppc64le sends no architectures at all; runc still adds the native one.
-    p = compile_json(
-        {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
-    ).program
-    assert run_bpf(p, 0) == ALLOW
+    doc = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}],
+    }
+    p = compile_json(doc).program
+    assert run_bpf(p, 1) == ALLOW
     assert run_bpf(p, 0, arch=X86) == KILL_THREAD  # not in the filter: libseccomp's bad-arch action
-    assert run_bpf(p, 1) == ERRNO | 38  # write is above read (0): ENOSYS
+    assert run_bpf(p, 2) == ERRNO | 38  # open is above write (1): ENOSYS
+
+
+def test_no_stub_when_the_largest_syscall_is_zero():
+    # runc skips an arch whose largest named syscall is 0 ("could not find any syscalls").
+    doc = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    assert run_bpf(compile_json(doc).program, 1) == ERRNO | 1
