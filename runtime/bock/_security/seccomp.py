@@ -36,6 +36,12 @@ runc's rules that bock keeps:
   agent at ``listenerPath`` with :func:`send_notify_fd` (runc's ContainerProcessState).
 * more than 32 rules → libseccomp's binary-tree optimisation.
 
+Optional cache: ``compile(spec, cache_dir=D)`` keeps the compiled program in ``D``
+(0700, files 0600, written atomically) under a SHA-256 of the profile, the kernel
+release, the machine and the libseccomp file's identity; a hit costs about 0.2 ms
+instead of 15-20 ms of libseccomp for podman's default profile. ``D`` must be writable
+by root only: its content is loaded into containers as their filter.
+
 Differences: ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`` works whenever the kernel has it
 (runc needs libseccomp ≥ 2.6 for it; bock loads the program itself), and needs a notify
 rule (the kernel refuses the flag without a listener; bock says so at compile time).
