@@ -587,6 +587,9 @@ def _cache_read(cache_dir: str, key: str, spec: object) -> SeccompFilter | None:
 
     try:
         with open(f"{cache_dir}/{key}", "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None  # not ours alone: never load a filter someone else could have written
             data = f.read()
         head, _, program = data.partition(b"\n")
         meta = loads(head)

@@ -623,3 +623,16 @@ def test_no_stub_when_the_largest_syscall_is_zero():
     # runc skips an arch whose largest named syscall is 0 ("could not find any syscalls").
     doc = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
     assert run_bpf(compile_json(doc).program, 1) == ERRNO | 1
+
+
+def test_cache_refuses_a_group_writable_entry(tmp_path):
+    spec = LinuxSeccomp.from_json(base())
+    SeccompFilter.compile(spec, cache_dir=str(tmp_path))
+    (entry,) = list(tmp_path.iterdir())
+    allow_all = b'{"len":8,"flags":0,"notify":false,"ignored":[]}\n' + struct.pack("=HBBI", 0x06, 0, 0, ALLOW)
+    entry.write_bytes(allow_all)
+    assert run_bpf(SeccompFilter.compile(spec, cache_dir=str(tmp_path)).program, 83) == ALLOW  # a valid entry
+    entry.write_bytes(allow_all)
+    entry.chmod(0o620)
+    again = SeccompFilter.compile(spec, cache_dir=str(tmp_path))
+    assert run_bpf(again.program, 83) == ERRNO | 1  # group-writable: recompiled, not loaded
