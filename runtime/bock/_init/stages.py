@@ -101,7 +101,9 @@ def _write_time_offsets(spec: Spec) -> None:
 
 def _keep_only_fds(ctx: InitContext) -> None:
     """Close every inherited fd that the container must not get (containerd leaks fd 3)."""
-    keep = {ctx.sync.fileno(), ctx.fifo_fd}
+    from bock._log import log
+
+    keep = {ctx.sync.fileno(), ctx.fifo_fd, log.for_container_init()}
     if ctx.console_fd is not None:
         keep.add(ctx.console_fd)
     first_free = 3 + (ctx.preserve_fds or 0)
@@ -151,6 +153,7 @@ def _init(ctx: InitContext) -> None:
     linux = spec.linux
     userns = ctx.new_user or ctx.join_user is not None
     rootfs = ctx.rootfs
+    os.umask(0)  # mount points and device nodes get exactly the modes asked for (as runc)
     rfs.prepare_root(sys, spec, rootfs)
     rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx))
     if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
@@ -204,8 +207,7 @@ def _init(ctx: InitContext) -> None:
         chdir_later = True
     except OSError as err:
         raise OSError(err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror}')
-    if process.user.umask is not None:
-        os.umask(process.user.umask)
+    os.umask(process.user.umask if process.user.umask is not None else 0o022)
     sec.finalize_credentials(process)
     if chdir_later:
         os.chdir(process.cwd)

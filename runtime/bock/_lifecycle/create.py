@@ -174,7 +174,11 @@ def _create(
     from bock._libc import libc
 
     fifo_path = os.path.join(state_dir, FIFO)
-    os.mkfifo(fifo_path, 0o622)
+    old = os.umask(0)  # runc: the fifo is 0622 whatever the caller's umask
+    try:
+        os.mkfifo(fifo_path, 0o622)
+    finally:
+        os.umask(old)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = _console_fd(opts, spec)
     new_flags, join, join_user, new_user = _namespaces(spec)
