@@ -198,6 +198,7 @@ _ALU_MOV_K = 0xB4
 _ALU_MOV_X = 0xBC
 _JMP_JNE_K = 0x55
 _JMP_JNE_X = 0x5D
+_JMP_JEQ_K = 0x15
 _JMP_EXIT = 0x95
 _DEVCG_DEV_BLOCK = 1
 _DEVCG_DEV_CHAR = 2
@@ -231,11 +232,22 @@ def device_filter(rules: list[Rule]) -> bytes:
             (_JMP_JNE_K, _R2, 0, _DEVCG_DEV_CHAR if kind == "c" else _DEVCG_DEV_BLOCK, "next")
         ]
         access = _bpf_access(perms)
-        if access != 7:
+        if allow:
+            # An allow rule matches when it grants every requested access (skip the test for rwm).
+            if access != 7:
+                block += [
+                    (_ALU_MOV_X, _R1, _R3, 0, None),
+                    (_ALU_AND_K, _R1, 0, access, None),
+                    (_JMP_JNE_X, _R1, _R3, 0, "next"),
+                ]
+        else:
+            # A deny exception (allow-all mode) matches when it covers ANY requested access,
+            # as the v1 controller's match_exception_partial() does (runc's program only
+            # denies a request its rule fully covers: O_RDWR slips past a "w" deny there).
             block += [
                 (_ALU_MOV_X, _R1, _R3, 0, None),
                 (_ALU_AND_K, _R1, 0, access, None),
-                (_JMP_JNE_X, _R1, _R3, 0, "next"),
+                (_JMP_JEQ_K, _R1, 0, 0, "next"),
             ]
         if major >= 0:
             block.append((_JMP_JNE_K, _R4, 0, major, "next"))

@@ -6,9 +6,10 @@ users) see the file and the value that the kernel refused.
 
 from __future__ import annotations
 
+import errno
 import os
 
-_WR = os.O_WRONLY | os.O_CLOEXEC
+_WR = os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC  # O_TRUNC: a no-op on cgroupfs
 _RD = os.O_RDONLY | os.O_CLOEXEC
 
 
@@ -35,6 +36,21 @@ def write(dirpath: str, name: str, data: str) -> None:
         ) from None
     finally:
         os.close(fd)
+
+
+def write_or_defer(dirpath: str, name: str, data: str, can_defer: bool) -> str:
+    """Write now; on EINVAL return ``data`` to write again later if ``can_defer``.
+
+    Some pairs only validate together (cfs period vs quota, rt period vs runtime,
+    burst vs quota): runc writes one, then the other, then retries the first.
+    """
+    try:
+        write(dirpath, name, data)
+        return ""
+    except OSError as e:
+        if e.errno != errno.EINVAL or not can_defer:
+            raise
+        return data
 
 
 def read(dirpath: str, name: str) -> str:

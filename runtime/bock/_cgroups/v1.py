@@ -162,13 +162,9 @@ def set_memory(path: str, r: LinuxResources) -> None:
 def _set_rt(path: str, c) -> None:
     period = ""
     if c.realtime_period:
-        period = str(c.realtime_period)
-        try:
-            fsio.write(path, "cpu.rt_period_us", period)
-            period = ""
-        except OSError as e:
-            if e.errno != errno.EINVAL or not c.realtime_runtime:
-                raise
+        period = fsio.write_or_defer(
+            path, "cpu.rt_period_us", str(c.realtime_period), bool(c.realtime_runtime)
+        )
     if c.realtime_runtime:
         fsio.write(path, "cpu.rt_runtime_us", str(c.realtime_runtime))
         if period:
@@ -184,25 +180,11 @@ def set_cpu(path: str, r: LinuxResources) -> None:
             raise LimitError(f"the maximum allowed cpu-shares is {got}")
         if c.shares < got:
             raise LimitError(f"the minimum allowed cpu-shares is {got}")
-    period = ""
+    period = burst = ""
     if c.period:
-        period = str(c.period)
-        try:
-            fsio.write(path, "cpu.cfs_period_us", period)
-            period = ""
-        except OSError as e:
-            # A shorter period may be refused against the current quota: retry after it.
-            if e.errno != errno.EINVAL or not c.quota:
-                raise
-    burst = ""
+        period = fsio.write_or_defer(path, "cpu.cfs_period_us", str(c.period), bool(c.quota))
     if c.burst is not None:
-        burst = str(c.burst)
-        try:
-            fsio.write(path, "cpu.cfs_burst_us", burst)
-            burst = ""
-        except OSError as e:
-            if e.errno != errno.EINVAL or not c.quota:
-                raise
+        burst = fsio.write_or_defer(path, "cpu.cfs_burst_us", str(c.burst), bool(c.quota))
     if c.quota:
         fsio.write(path, "cpu.cfs_quota_us", str(c.quota))
         if period:

@@ -115,13 +115,7 @@ def set_cpu(path: str, r: LinuxResources, avail: set[str]) -> None:
         fsio.write(path, "cpu.weight", str(shares_to_weight(c.shares)))
     burst = ""
     if c.burst is not None:
-        burst = str(c.burst)
-        try:
-            fsio.write(path, "cpu.max.burst", burst)
-            burst = ""
-        except OSError as e:
-            if e.errno != errno.EINVAL or not c.quota:
-                raise
+        burst = fsio.write_or_defer(path, "cpu.max.burst", str(c.burst), bool(c.quota))
     if c.quota or c.period:
         value = (str(c.quota) if c.quota and c.quota > 0 else "max") + f" {c.period or 100000}"
         fsio.write(path, "cpu.max", value)
