@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-
 from bock._cgroups import CgroupConfigError, CgroupError, CgroupManager, LimitError, layout
 from bock._cgroups.layout import V2, Layout
 from bock._spec.resources import LinuxResources
@@ -354,8 +353,9 @@ def test_v2_ebpf_device_program_on_a_real_cgroup2_directory(cgroups):
     )
     probe = (
         "r = []\n"
-        "for path, flags in (('/dev/null', os.O_RDWR), ('/dev/zero', os.O_RDONLY), ('/dev/urandom', os.O_RDONLY),"
-        " ('/dev/kmsg', os.O_RDONLY), ('/dev/kmsg', os.O_WRONLY), ('/dev/full', os.O_WRONLY)):\n"
+        "for path, flags in (('/dev/null', os.O_RDWR), ('/dev/zero', os.O_RDONLY),"
+        " ('/dev/urandom', os.O_RDONLY), ('/dev/kmsg', os.O_RDONLY), ('/dev/kmsg', os.O_WRONLY),"
+        " ('/dev/full', os.O_WRONLY)):\n"
         "    try:\n"
         "        os.close(os.open(path, flags)); r.append('ok')\n"
         "    except OSError as e:\n"
