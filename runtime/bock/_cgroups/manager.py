@@ -324,13 +324,24 @@ class CgroupManager:
         return oom.V1Watcher(self._require(self.paths.get("memory"), "memory"))
 
     def destroy(self) -> None:
-        """Remove the container's cgroups (sub-cgroups first); missing ones are fine."""
+        """Remove the container's cgroups (sub-cgroups first); missing ones are fine.
+
+        Parents that this same manager made in :meth:`create` (a failed create undone
+        by the caller) go too, when empty; a manager rebuilt with :meth:`from_state`
+        removes only the container's own directories, as runc does.
+        """
         failed = []
         for d in self._dirs():
             if not _remove_tree(d):
                 failed.append(d)
         if failed:
             raise CgroupError(f"failed to remove cgroup(s) {', '.join(failed)}: device or resource busy")
+        for d in reversed(self._created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass  # gone already, or shared with another container
+        self._created = []
 
 
 def _rmdir_retry(path: str) -> bool:

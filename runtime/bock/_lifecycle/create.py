@@ -157,9 +157,9 @@ class _Cleanup:
             kill_and_wait(pid, None)
         if self.cgroup is not None:
             try:
-                self.cgroup.destroy()
-            except OSError:
-                pass
+                self.cgroup.destroy()  # also the parents its create() made
+            except (OSError, BockError):
+                pass  # the error being reported is the create's, not this one
         from bock._fsutil import rmtree
 
         try:

@@ -1,0 +1,174 @@
+"""End to end: ``bock create/run/delete`` with ``linux.resources``, checked from the host.
+
+A busybox bundle is built per test; every container gets a unique ID and a cgroup
+under a unique ``/bock-test-<uuid>`` parent; the fixture deletes the containers and
+checks that no cgroup directory is left.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="needs /bin/busybox"),
+]
+
+RUNTIME = str(pathlib.Path(__file__).resolve().parents[2])
+BOCK = [
+    "/usr/bin/python3",
+    "-I",
+    "-S",
+    "-c",
+    f"import sys; sys.path.insert(0, {RUNTIME!r}); from bock._main import main; sys.exit(main(sys.argv[1:]))",
+]
+MiB = 1 << 20
+
+
+def _all_dirs(name: str) -> list[str]:
+    return glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}")
+
+
+class Bundle:
+    def __init__(self, base: pathlib.Path, parent: str) -> None:
+        self.dir = base / "bundle"
+        self.root = str(base / "state")
+        self.parent = parent
+        self.ids: list[str] = []
+        rootfs = self.dir / "rootfs"
+        (rootfs / "bin").mkdir(parents=True)
+        shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+        applets = subprocess.run(
+            ["/bin/busybox", "--list"], capture_output=True, text=True, check=True
+        ).stdout
+        for applet in applets.split():
+            if applet != "busybox":
+                os.symlink("busybox", rootfs / "bin" / applet)
+        self.bock("spec")
+
+    def bock(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        # Files, not pipes: a created container keeps the stdio it was given open.
+        out, err = self.dir.parent / "out", self.dir.parent / "err"
+        with open(out, "w+") as fo, open(err, "w+") as fe:
+            proc = subprocess.run(
+                [*BOCK, "--root", self.root, *args],
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=fo,
+                stderr=fe,
+                timeout=timeout,
+            )
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text())
+        if check and res.returncode != 0:
+            raise AssertionError(f"bock {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+        return res
+
+    def configure(self, args: list[str], resources: dict, cid: str) -> None:
+        path = self.dir / "config.json"
+        config = json.loads(path.read_text())
+        config["process"]["args"] = args
+        config["process"]["terminal"] = False
+        config["linux"]["cgroupsPath"] = f"/{self.parent}/{cid}"
+        config["linux"]["resources"] = resources
+        path.write_text(json.dumps(config))
+
+    def new_id(self) -> str:
+        cid = f"t-{uuid.uuid4().hex[:12]}"
+        self.ids.append(cid)
+        return cid
+
+    def cgroup(self, controller: str, cid: str) -> str:
+        mount = "/sys/fs/cgroup/unified" if controller == "" else f"/sys/fs/cgroup/{controller}"
+        return f"{mount}/{self.parent}/{cid}"
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    b = Bundle(tmp_path, f"bock-test-{uuid.uuid4().hex[:12]}")
+    try:
+        yield b
+    finally:
+        for cid in b.ids:
+            b.bock("delete", "--force", cid, check=False)
+        left = _all_dirs(b.parent)
+        for d in sorted(left, key=len, reverse=True):
+            for sub in sorted(glob.glob(f"{d}/**/", recursive=True), key=len, reverse=True):
+                os.rmdir(sub)
+        assert [d for d in left if os.path.basename(d) != b.parent] == [], "container cgroups left behind"
+        shutil.rmtree(tmp_path / "bundle" / "rootfs", ignore_errors=True)
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def test_created_container_is_in_its_cgroups_with_the_limits(bundle):
+    cid = bundle.new_id()
+    resources = {
+        "devices": [{"allow": False, "access": "rwm"}],
+        "memory": {"limit": 64 * MiB},
+        "cpu": {"shares": 256, "quota": 20000, "period": 100000},
+        "pids": {"limit": 20},
+    }
+    bundle.configure(["sleep", "100"], resources, cid)
+    bundle.bock("create", "--bundle", str(bundle.dir), cid)
+    pid = json.loads(bundle.bock("state", cid).stdout)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        assert line.split(":", 2)[2] == f"/{bundle.parent}/{cid}", line
+    assert read(bundle.cgroup("memory", cid) + "/memory.limit_in_bytes") == str(64 * MiB)
+    assert read(bundle.cgroup("cpu", cid) + "/cpu.shares") == "256"
+    assert read(bundle.cgroup("cpu", cid) + "/cpu.cfs_quota_us") == "20000"
+    assert read(bundle.cgroup("pids", cid) + "/pids.max") == "20"
+    listing = read(bundle.cgroup("devices", cid) + "/devices.list").splitlines()
+    # podman's deny-all-only spec: runc's default devices are still allowed
+    assert {"c 1:3 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm"} <= set(listing)
+    assert "a *:* rwm" not in listing
+    assert int(read(bundle.cgroup("pids", cid) + "/pids.current")) == 1
+    bundle.bock("delete", "--force", cid)
+    assert [d for d in _all_dirs(f"{bundle.parent}/{cid}")] == []
+
+
+def test_memory_limit_kills_the_container_process(bundle):
+    cid = bundle.new_id()
+    hog = "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"
+    bundle.configure(["sh", "-c", hog], {"memory": {"limit": 32 * MiB}}, cid)
+    res = bundle.bock("run", "--bundle", str(bundle.dir), cid, check=False, timeout=120)
+    assert "survived" not in res.stdout
+    assert res.returncode == 137, (res.returncode, res.stderr)
+
+
+def test_pids_limit_stops_forks_in_the_container(bundle):
+    cid = bundle.new_id()
+    script = "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1; echo done"
+    bundle.configure(["sh", "-c", script], {"pids": {"limit": 4}}, cid)
+    res = bundle.bock("run", "--bundle", str(bundle.dir), cid, check=False, timeout=60)
+    assert "can't fork" in res.stdout + res.stderr
+
+
+def test_failed_create_leaves_no_cgroup(bundle):
+    cid = bundle.new_id()
+    bundle.configure(["sleep", "1"], {"cpu": {"cpus": "999"}}, cid)
+    res = bundle.bock("create", "--bundle", str(bundle.dir), cid, check=False)
+    assert res.returncode != 0
+    assert "cpuset.cpus" in res.stderr
+    assert _all_dirs(bundle.parent) == []
+
+
+def test_failed_exec_after_the_cgroup_was_made_leaves_no_cgroup(bundle):
+    cid = bundle.new_id()
+    bundle.configure(["/nonexistent"], {"pids": {"limit": 10}}, cid)
+    res = bundle.bock("create", "--bundle", str(bundle.dir), cid, check=False)
+    assert res.returncode != 0
+    assert _all_dirs(bundle.parent) == []
