@@ -33,7 +33,7 @@ def _oserror(e: OSError) -> CgroupError:
 
 
 class CgroupManager:
-    __slots__ = ("_created", "mode", "paths", "rootless", "unified", "unified_root", "warnings")
+    __slots__ = ("_created", "mode", "paths", "rootless", "tolerant", "unified", "unified_root", "warnings")
 
     def __init__(
         self,
@@ -51,6 +51,9 @@ class CgroupManager:
         self.unified = unified
         self.unified_root = unified_root
         self.rootless = rootless
+        #: rootless without an explicit cgroupsPath: a cgroup we may not make or join is
+        #: skipped (runc's isIgnorableError); a limit that needs it still fails in set()
+        self.tolerant = False
         #: things runc would log as warnings (e.g. kernel memory limits are ignored)
         self.warnings: list[str] = []
         self._created: list[str] = []
@@ -70,9 +73,9 @@ class CgroupManager:
         lay = layout_ or layout.current()
         inner = paths.inner_path(cid, cgroups_path, systemd)
         if lay.mode == layout.V2:
-            return cls(
-                lay.mode, {}, paths.unified_path(lay, inner), rootless=rootless, unified_root=lay.unified
-            )
+            m = cls(lay.mode, {}, paths.unified_path(lay, inner), rootless=rootless, unified_root=lay.unified)
+            m.tolerant = rootless and not cgroups_path
+            return m
         if not lay.mode:
             raise CgroupError("no cgroup filesystem is mounted (see /proc/self/mountinfo)")
         found = {}
@@ -84,7 +87,9 @@ class CgroupManager:
             # runc: the absence of the devices hierarchy is fatal, for security reasons.
             raise CgroupError("mountpoint for devices not found")
         unified = paths.unified_path(lay, inner) if lay.mode == layout.HYBRID else None
-        return cls(lay.mode, found, unified, rootless=rootless, unified_root=lay.unified)
+        m = cls(lay.mode, found, unified, rootless=rootless, unified_root=lay.unified)
+        m.tolerant = rootless and not cgroups_path
+        return m
 
     def to_state(self) -> dict:
         return {
@@ -93,17 +98,20 @@ class CgroupManager:
             "unified": self.unified,
             "unified_root": self.unified_root,
             "rootless": self.rootless,
+            "tolerant": self.tolerant,
         }
 
     @classmethod
     def from_state(cls, d: dict) -> CgroupManager:
-        return cls(
+        m = cls(
             d["mode"],
             dict(d.get("paths") or {}),
             d.get("unified"),
             rootless=bool(d.get("rootless")),
             unified_root=d.get("unified_root"),
         )
+        m.tolerant = bool(d.get("tolerant"))
+        return m
 
     def __repr__(self) -> str:
         return f"CgroupManager(mode={self.mode!r}, paths={self.paths!r}, unified={self.unified!r})"
@@ -145,7 +153,7 @@ class CgroupManager:
                     else:
                         self._mkdir(p)
                 except OSError as e:
-                    if self.rootless and e.errno in _IGNORABLE:
+                    if self.tolerant and e.errno in _IGNORABLE:
                         del self.paths[name]
                         continue
                     raise
@@ -153,7 +161,7 @@ class CgroupManager:
                 try:
                     self._mkdir(self.unified)
                 except OSError as e:
-                    if not (self.rootless and e.errno in _IGNORABLE):
+                    if not (self.tolerant and e.errno in _IGNORABLE):
                         raise
                     self.unified = None
                 if self.unified and self.unified_root:
@@ -206,7 +214,7 @@ class CgroupManager:
             try:
                 fsio.write(d, "cgroup.procs", str(pid))
             except OSError as e:
-                if self.rootless and e.errno in _IGNORABLE:
+                if self.tolerant and e.errno in _IGNORABLE:
                     continue
                 raise CgroupError(f"failed to add pid {pid} to cgroup {d}: {e.strerror}") from None
 

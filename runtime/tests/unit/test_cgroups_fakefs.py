@@ -382,3 +382,47 @@ def test_swap_conversion():
     assert v2.swap_to_v2(300, 100) == 200
     with pytest.raises(LimitError, match="memory\\+swap limit should be >= memory limit"):
         v2.swap_to_v2(50, 100)
+
+
+def _deny_mkdir_in(monkeypatch, forbidden: str) -> None:
+    real_mkdir = os.mkdir
+
+    def mkdir(path, mode=0o777):
+        if str(path).startswith(forbidden):
+            raise PermissionError(13, "Permission denied", str(path))
+        real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def test_rootless_without_a_path_skips_a_cgroup_it_may_not_make(v1_host, monkeypatch):
+    tmp, layout, _ = v1_host
+    for ctrl, files in V1_FILES.items():
+        if ctrl != "memory":
+            _fill(f"{tmp}/{_dirname(ctrl)}/c9", files)
+    _fill(f"{tmp}/unified/c9", {"cgroup.controllers": "", **V2_FILES})
+    _deny_mkdir_in(monkeypatch, f"{tmp}/memory")
+    m = CgroupManager.for_container("c9", None, rootless=True, layout_=layout)
+    assert m.tolerant
+    m.create(LinuxResources.from_json({"pids": {"limit": 7}}))
+    assert "memory" not in m.paths
+    assert _read(f"{tmp}/pids/c9", "pids.max") == "7"
+    with pytest.raises(
+        CgroupError, match="cannot set memory limit: container could not join or create cgroup"
+    ):
+        m.set(LinuxResources.from_json({"memory": {"limit": 1 << 30}}))
+    assert CgroupManager.from_state(m.to_state()).tolerant
+
+
+def test_rootless_with_an_explicit_path_or_root_fails_on_the_same_error(v1_host, monkeypatch):
+    tmp, layout, _ = v1_host
+    _fill(f"{tmp}/cpuset/lab/new", {"cpuset.cpus": "0-3", "cpuset.mems": "0"})
+    _fill(f"{tmp}/cpuset/lab/new/c9", V1_FILES["cpuset"])
+    _deny_mkdir_in(monkeypatch, f"{tmp}/memory")
+    for kw in ({"rootless": True}, {}):
+        m = CgroupManager.for_container("c9", "/lab/new/c9", layout_=layout, **kw)
+        assert not m.tolerant
+        with pytest.raises(CgroupError, match="Permission denied"):
+            m.create(LinuxResources.from_json({}))
+        assert not os.path.exists(f"{tmp}/devices/lab/new")  # made by create: removed
+        assert os.path.isdir(f"{tmp}/cpuset/lab/new/c9")  # there before: kept
