@@ -172,3 +172,89 @@ def test_failed_exec_after_the_cgroup_was_made_leaves_no_cgroup(bundle):
     res = bundle.bock("create", "--bundle", str(bundle.dir), cid, check=False)
     assert res.returncode != 0
     assert _all_dirs(bundle.parent) == []
+
+
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+COMPARED = (
+    ("memory", "memory.limit_in_bytes"),
+    ("memory", "memory.memsw.limit_in_bytes"),
+    ("memory", "memory.soft_limit_in_bytes"),
+    ("memory", "memory.swappiness"),
+    ("memory", "memory.oom_control"),
+    ("cpu", "cpu.shares"),
+    ("cpu", "cpu.cfs_quota_us"),
+    ("cpu", "cpu.cfs_period_us"),
+    ("cpuset", "cpuset.cpus"),
+    ("cpuset", "cpuset.mems"),
+    ("pids", "pids.max"),
+    ("freezer", "freezer.state"),
+)
+PODMAN_LIKE = {
+    "devices": [{"allow": False, "access": "rwm"}],
+    "pids": {"limit": 2048},
+}
+CONTAINERD_LIKE = {
+    "devices": [
+        {"allow": False, "access": "rwm"},
+        *({"allow": True, "type": "c", "major": 1, "minor": n, "access": "rwm"} for n in (3, 5, 7, 8, 9)),
+        *({"allow": True, "type": "c", "major": 5, "minor": n, "access": "rwm"} for n in (0, 1, 2)),
+        {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    ],
+    "memory": {"limit": 96 * MiB, "reservation": 48 * MiB, "swap": 192 * MiB, "swappiness": 20},
+    "cpu": {"shares": 300, "quota": 30000, "period": 60000, "cpus": "0", "mems": "0"},
+    "pids": {"limit": 77},
+}
+
+
+def _snapshot(b: Bundle, cid: str, pid: int) -> dict:
+    out = {name: read(f"{b.cgroup(ctrl, cid)}/{name}") for ctrl, name in COMPARED}
+    out["devices.list"] = set(read(b.cgroup("devices", cid) + "/devices.list").splitlines())
+    with open(f"/proc/{pid}/cgroup") as f:
+        out["/proc/pid/cgroup"] = sorted(
+            (line.split(":")[1], line.rstrip("\n").split(":", 2)[2].replace(cid, "ID")) for line in f
+        )
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists(RUNC), reason="runc is the oracle")
+@pytest.mark.parametrize(
+    ("resources", "bock_extra"), [(PODMAN_LIKE, {"c 5:1 rwm"}), (CONTAINERD_LIKE, set())]
+)
+def test_same_cgroup_files_as_runc(bundle, resources, bock_extra):
+    """runc 1.1 and bock, same config: the same values in the same cgroup files.
+
+    The one difference: bock also allows /dev/console (c 5:1) by default.
+    """
+    seen = {}
+    for name, runtime in (("runc", [RUNC, "--root", bundle.root + "-runc"]), ("bock", None)):
+        cid = bundle.new_id()
+        bundle.configure(["sleep", "100"], resources, cid)
+        if runtime is None:
+            bundle.bock("create", "--bundle", str(bundle.dir), cid)
+            pid = json.loads(bundle.bock("state", cid).stdout)["pid"]
+        else:
+            with open(bundle.dir.parent / "runc.err", "w+") as err:
+                subprocess.run(
+                    [*runtime, "create", "--bundle", str(bundle.dir), cid],
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    check=True,
+                    timeout=60,
+                )
+            state = subprocess.run([*runtime, "state", cid], capture_output=True, text=True, check=True)
+            pid = json.loads(state.stdout)["pid"]
+        try:
+            seen[name] = _snapshot(bundle, cid, pid)
+        finally:
+            if runtime is None:
+                bundle.bock("delete", "--force", cid)
+            else:
+                subprocess.run([*runtime, "delete", "--force", cid], check=True, timeout=60)
+    runc, bock = seen["runc"], seen["bock"]
+    assert runc["pids.max"] == str(resources["pids"]["limit"])
+    assert ("", "/" + bundle.parent + "/ID") in runc["/proc/pid/cgroup"]
+    assert bock["devices.list"] - runc["devices.list"] == bock_extra
+    assert runc["devices.list"] - bock["devices.list"] == set()
+    del runc["devices.list"], bock["devices.list"]
+    assert bock == runc
