@@ -79,48 +79,118 @@ def _page_sizes() -> list[str]:
     return out
 
 
+# runc 1.1's order: the first group whose first file has entries wins.
+_BLKIO_GROUPS = (
+    (
+        ("blkio.bfq.sectors_recursive", "sectorsRecursive"),
+        ("blkio.bfq.io_service_time_recursive", "ioServiceTimeRecursive"),
+        ("blkio.bfq.io_wait_time_recursive", "ioWaitTimeRecursive"),
+        ("blkio.bfq.io_merged_recursive", "ioMergedRecursive"),
+        ("blkio.bfq.io_queued_recursive", "ioQueueRecursive"),
+        ("blkio.bfq.time_recursive", "ioTimeRecursive"),
+        ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
+        ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+    ),
+    (
+        ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
+        ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+    ),
+    (
+        ("blkio.sectors_recursive", "sectorsRecursive"),
+        ("blkio.io_service_time_recursive", "ioServiceTimeRecursive"),
+        ("blkio.io_wait_time_recursive", "ioWaitTimeRecursive"),
+        ("blkio.io_merged_recursive", "ioMergedRecursive"),
+        ("blkio.io_queued_recursive", "ioQueueRecursive"),
+        ("blkio.time_recursive", "ioTimeRecursive"),
+        ("blkio.io_serviced_recursive", "ioServicedRecursive"),
+        ("blkio.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+    ),
+    (
+        ("blkio.throttle.io_serviced_recursive", "ioServicedRecursive"),
+        ("blkio.throttle.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+    ),
+    (
+        ("blkio.throttle.io_serviced", "ioServicedRecursive"),
+        ("blkio.throttle.io_service_bytes", "ioServiceBytesRecursive"),
+    ),
+)
+
+
+def _blkio_entries(path: str, name: str) -> list[dict] | None:
+    try:
+        text = fsio.read(path, name)
+    except OSError:
+        return None
+    entries = []
+    for line in text.splitlines():
+        fields = line.replace(":", " ").split()
+        if len(fields) < 3:
+            continue  # "Total N"
+        if len(fields) == 3:  # sectors / time: "maj:min value"
+            entry = {"major": int(fields[0]), "minor": int(fields[1]), "value": int(fields[2])}
+        else:
+            entry = {
+                "major": int(fields[0]),
+                "minor": int(fields[1]),
+                "op": fields[2],
+                "value": int(fields[3]),
+            }
+        entries.append(_omit(entry, "major", "minor", "op", "value"))
+    return entries or None
+
+
 def _blkio_v1(path: str | None) -> dict:
-    out: dict[str, list] = {}
     if not path:
-        return out
-    if fsio.exists(path, "blkio.io_serviced_recursive"):
-        prefix = "blkio."
-    elif fsio.exists(path, "blkio.bfq.io_serviced_recursive"):
-        prefix = "blkio.bfq."
-    else:
-        prefix = "blkio.throttle."
-    for key, name in (
-        ("ioServiceBytesRecursive", "io_service_bytes_recursive"),
-        ("ioServicedRecursive", "io_serviced_recursive"),
-        ("ioQueueRecursive", "io_queued_recursive"),
-        ("ioServiceTimeRecursive", "io_service_time_recursive"),
-        ("ioWaitTimeRecursive", "io_wait_time_recursive"),
-        ("ioMergedRecursive", "io_merged_recursive"),
-        ("ioTimeRecursive", "time_recursive"),
-        ("sectorsRecursive", "sectors_recursive"),
-    ):
-        try:
-            text = fsio.read(path, prefix + name)
-        except OSError:
-            continue
-        entries = []
-        for line in text.splitlines():
-            fields = line.replace(":", " ").split()
-            if len(fields) < 3:
-                continue
-            if len(fields) == 3:  # sectors / time: "maj:min value"
-                entry = {"major": int(fields[0]), "minor": int(fields[1]), "value": int(fields[2])}
-            else:
-                entry = {
-                    "major": int(fields[0]),
-                    "minor": int(fields[1]),
-                    "op": fields[2],
-                    "value": int(fields[3]),
-                }
-            entries.append(_omit(entry, "major", "minor", "op", "value"))
-        if entries:
+        return {}
+    for group in _BLKIO_GROUPS:
+        out: dict[str, list] = {}
+        for i, (name, key) in enumerate(group):
+            entries = _blkio_entries(path, name)
+            if entries is None:
+                if i == 0:
+                    break
+                return out
             out[key] = entries
+        else:
+            return out
+    return {}
+
+
+def _cpuset_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
     return out
+
+
+def _cpuset_v1(path: str | None) -> dict:
+    if not path:
+        return {}
+    out: dict = {}
+    for key, name in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+        try:
+            out[key] = _cpuset_list(fsio.read(path, name))
+        except (OSError, ValueError):
+            pass
+    for key in (
+        "cpu_exclusive",
+        "mem_hardwall",
+        "mem_exclusive",
+        "memory_migrate",
+        "memory_spread_page",
+        "memory_spread_slab",
+        "memory_pressure",
+        "sched_load_balance",
+    ):
+        out[key] = _uint(path, f"cpuset.{key}")
+    try:
+        out["sched_relax_domain_level"] = int(fsio.read(path, "cpuset.sched_relax_domain_level"))
+    except (OSError, ValueError):
+        out["sched_relax_domain_level"] = 0
+    return _omit(out, "cpus", "mems")
 
 
 def _hugetlb_v2(path: str) -> dict:
@@ -140,11 +210,19 @@ def v1_stats(paths: dict[str, str], unified: str | None = None) -> dict:
         usage["percpu"] = [int(x) for x in fsio.read(acct, "cpuacct.usage_percpu").split()] if acct else []
     except OSError:
         usage["percpu"] = []
+    try:
+        rows = (
+            [line.split() for line in fsio.read(acct, "cpuacct.usage_all").splitlines()[1:]] if acct else []
+        )
+        usage["percpu_kernel"] = [int(r[2]) for r in rows]
+        usage["percpu_user"] = [int(r[1]) for r in rows]
+    except (OSError, ValueError, IndexError):
+        pass
     ticks = _kv(acct, "cpuacct.stat")
     tck = _clk_tck()
     usage["kernel"] = ticks.get("system", 0) * _NS_PER_SEC // tck
     usage["user"] = ticks.get("user", 0) * _NS_PER_SEC // tck
-    _omit(usage, "total", "percpu")
+    _omit(usage, "total", "percpu", "percpu_kernel", "percpu_user")
     cpu = {"usage": usage, "throttling": _throttling(_kv(cpu_path, "cpu.stat"), 1, "throttled_time")}
 
     mem = paths.get("memory")
@@ -193,7 +271,7 @@ def v1_stats(paths: dict[str, str], unified: str | None = None) -> dict:
         hugetlb = _hugetlb_v2(unified) if unified else {}
     return {
         "cpu": cpu,
-        "cpuset": {},
+        "cpuset": _cpuset_v1(paths.get("cpuset")),
         "memory": memory,
         "pids": pids,
         "blkio": _blkio_v1(paths.get("blkio")),

@@ -258,3 +258,53 @@ def test_same_cgroup_files_as_runc(bundle, resources, bock_extra):
     assert runc["devices.list"] - bock["devices.list"] == set()
     del runc["devices.list"], bock["devices.list"]
     assert bock == runc
+
+
+def _shape(d: object, prefix: str = "") -> set[str]:
+    out = set()
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if prefix.endswith("/raw"):
+                continue
+            out.add(f"{prefix}/{k}")
+            out |= _shape(v, f"{prefix}/{k}")
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists(RUNC), reason="runc is the oracle")
+def test_stats_have_the_shape_and_values_of_runc_events_stats(bundle):
+    """``runc events --stats`` and CgroupManager.stats() on the same (runc-made) cgroup."""
+    from bock._cgroups import CgroupManager
+
+    cid = bundle.new_id()
+    bundle.configure(["sleep", "100"], CONTAINERD_LIKE, cid)
+    runc = [RUNC, "--root", bundle.root + "-runc"]
+    with open(bundle.dir.parent / "runc.err", "w+") as err:
+        subprocess.run(
+            [*runc, "create", "--bundle", str(bundle.dir), cid],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            check=True,
+            timeout=60,
+        )
+    try:
+        theirs = json.loads(
+            subprocess.run([*runc, "events", "--stats", cid], capture_output=True, check=True).stdout
+        )
+        ours = CgroupManager.for_container(cid, f"/{bundle.parent}/{cid}").stats()
+    finally:
+        subprocess.run([*runc, "delete", "--force", cid], check=True, timeout=60)
+    assert theirs["type"] == "stats"
+    theirs = theirs["data"]
+    # throttling counters move between the two reads, and zero values are omitted (omitempty)
+    assert {k for k in _shape(ours) if "/throttling/" not in k} == {
+        k for k in _shape(theirs) if "/throttling/" not in k
+    }
+    for key in ("pids", "cpuset"):
+        assert ours[key] == theirs[key], key
+    for key in ("usage", "swap", "kernel", "kernelTCP"):
+        assert ours["memory"][key]["limit"] == theirs["memory"][key]["limit"], key
+    assert ours["memory"]["usage"]["limit"] == 96 * MiB
+    assert set(ours["memory"]["raw"]) == set(theirs["memory"]["raw"])
+    assert ours["blkio"].keys() == theirs["blkio"].keys()
