@@ -206,6 +206,19 @@ CONTAINERD_LIKE = {
 }
 
 
+def runc_create(bundle: Bundle, runc: list[str], cid: str) -> None:
+    # Files, not pipes: the created container keeps them open.
+    with open(bundle.dir.parent / "runc.err", "w+") as err:
+        subprocess.run(
+            [*runc, "create", "--bundle", str(bundle.dir), cid],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            check=True,
+            timeout=60,
+        )
+
+
 def _snapshot(b: Bundle, cid: str, pid: int) -> dict:
     out = {name: read(f"{b.cgroup(ctrl, cid)}/{name}") for ctrl, name in COMPARED}
     out["devices.list"] = set(read(b.cgroup("devices", cid) + "/devices.list").splitlines())
@@ -233,15 +246,7 @@ def test_same_cgroup_files_as_runc(bundle, resources, bock_extra):
             bundle.bock("create", "--bundle", str(bundle.dir), cid)
             pid = json.loads(bundle.bock("state", cid).stdout)["pid"]
         else:
-            with open(bundle.dir.parent / "runc.err", "w+") as err:
-                subprocess.run(
-                    [*runtime, "create", "--bundle", str(bundle.dir), cid],
-                    stdin=subprocess.DEVNULL,
-                    stdout=err,
-                    stderr=err,
-                    check=True,
-                    timeout=60,
-                )
+            runc_create(bundle, runtime, cid)
             state = subprocess.run([*runtime, "state", cid], capture_output=True, text=True, check=True)
             pid = json.loads(state.stdout)["pid"]
         try:
@@ -279,15 +284,7 @@ def test_stats_have_the_shape_and_values_of_runc_events_stats(bundle):
     cid = bundle.new_id()
     bundle.configure(["sleep", "100"], CONTAINERD_LIKE, cid)
     runc = [RUNC, "--root", bundle.root + "-runc"]
-    with open(bundle.dir.parent / "runc.err", "w+") as err:
-        subprocess.run(
-            [*runc, "create", "--bundle", str(bundle.dir), cid],
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            check=True,
-            timeout=60,
-        )
+    runc_create(bundle, runc, cid)
     try:
         theirs = json.loads(
             subprocess.run([*runc, "events", "--stats", cid], capture_output=True, check=True).stdout
