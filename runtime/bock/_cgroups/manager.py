@@ -168,7 +168,7 @@ class CgroupManager:
                     wanted = None if self.mode == layout.V2 else self._hybrid_v2_controllers(r)
                     if wanted is None or wanted:
                         v2.enable_controllers(self.unified_root, self.unified, wanted)
-            self._set(r, creating=True)
+            self._set(r, creating=True, devices=True)
         except BaseException as e:
             self._remove_created()
             if isinstance(e, OSError):
@@ -220,21 +220,28 @@ class CgroupManager:
 
     # --- limits ------------------------------------------------------------------------
 
-    def set(self, resources: LinuxResources) -> None:
-        """Apply ``resources`` to the existing cgroups (create, and ``bock update``)."""
+    def set(self, resources: LinuxResources, *, devices: bool = False) -> None:
+        """Apply ``resources`` to the existing cgroups, live (``bock update``).
+
+        Device rules are left alone unless ``devices`` is true: like ``runc update``
+        (which sets SkipDevices), so that an update cannot drop device access that
+        the container was created with. :meth:`create` always applies them.
+        """
         try:
             self._check_usable(resources)
-            self._set(resources, creating=False)
+            self._set(resources, creating=False, devices=devices)
         except OSError as e:
             raise _oserror(e) from None
 
-    def _set(self, r: LinuxResources, *, creating: bool) -> None:
+    def _set(self, r: LinuxResources, *, creating: bool, devices: bool) -> None:
         if self.mode == layout.V2:
             if self.unified:
-                v2.set_all(self.unified, r, devices=not self.rootless)
+                v2.set_all(self.unified, r, devices=devices and not self.rootless)
             return
         for name, uses, setter in v1.SETTERS:
             if uses is not None and not uses(r):
+                continue
+            if name == "devices" and not devices:
                 continue
             path = self.paths.get(name)
             if path is None:

@@ -367,7 +367,7 @@ def test_v2_ebpf_device_program_on_a_real_cgroup2_directory(cgroups):
     out, _ = p.communicate(timeout=30)
     assert out.split() == ["ok", "ok", "ok", "ok", "1", "ok"]
     # update: deny-all alone still allows the defaults, and takes /dev/kmsg away
-    m.set(LinuxResources.from_json({"devices": [{"allow": False, "access": "rwm"}]}))
+    m.set(LinuxResources.from_json({"devices": [{"allow": False, "access": "rwm"}]}), devices=True)
     p = cgroups.child(probe)
     go(p, m)
     out, _ = p.communicate(timeout=30)

@@ -426,3 +426,16 @@ def test_rootless_with_an_explicit_path_or_root_fails_on_the_same_error(v1_host,
             m.create(LinuxResources.from_json({}))
         assert not os.path.exists(f"{tmp}/devices/lab/new")  # made by create: removed
         assert os.path.isdir(f"{tmp}/cpuset/lab/new/c9")  # there before: kept
+
+
+def test_live_set_leaves_device_rules_alone_unless_asked(v1_host):
+    tmp, layout, devices = v1_host
+    m = CgroupManager.for_container("c1", "/lab/c1", layout_=layout)
+    m.create(LinuxResources.from_json({"devices": [{"allow": False, "access": "rwm"}]}))
+    created = list(devices.writes)
+    extra = {"devices": [{"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}]}
+    m.set(LinuxResources.from_json({**extra, "pids": {"limit": 9}}))  # like runc update: SkipDevices
+    assert devices.writes == created
+    assert _read(f"{tmp}/pids/lab/c1", "pids.max") == "9"
+    m.set(LinuxResources.from_json(extra), devices=True)
+    assert devices.writes[len(created) :] == [("devices.allow", "c 10:229 rw")]
