@@ -392,3 +392,25 @@ def test_relative_path_is_under_our_own_cgroup():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_events_stream_reports_the_oom_and_stats(cgroups):
+    from bock._cgroups import events
+
+    m = cgroups.manager()
+    m.create(LinuxResources.from_json({"memory": {"limit": 32 * MiB}}))
+    p = cgroups.child(
+        "import time\ntime.sleep(0.6)\nchunks = []\nfor _ in range(64):\n    chunks.append(bytearray(8 << 20))\n"
+    )
+    go(p, m)
+    seen: list[dict] = []
+    events.watch("cid", m, 0.2, seen.append, lambda: p.poll() is None)
+    assert p.returncode == -signal.SIGKILL
+    kinds = [e["type"] for e in seen]
+    assert "oom" in kinds
+    stats = [e for e in seen if e["type"] == "stats"]
+    assert len(stats) >= 2
+    assert stats[0]["id"] == "cid"
+    assert stats[0]["data"]["memory"]["usage"]["limit"] == 32 * MiB
+    one = events.stats_event("cid", m)
+    assert one["type"] == "stats" and "pids" in one["data"]
