@@ -414,3 +414,31 @@ def test_events_stream_reports_the_oom_and_stats(cgroups):
     assert stats[0]["data"]["memory"]["usage"]["limit"] == 32 * MiB
     one = events.stats_event("cid", m)
     assert one["type"] == "stats" and "pids" in one["data"]
+
+
+def test_v2_freezer_on_a_real_cgroup2_directory(cgroups):
+    """cgroup.freeze works in any cgroup2 directory: the v2 freezer, for real, on this host."""
+    lay = layout.current()
+    if lay.unified is None:
+        pytest.skip("no cgroup2 hierarchy")
+    root = f"{lay.unified}/{cgroups.parent}"
+    os.mkdir(root)
+    cgroups.extra_dirs.append(root)
+    m = CgroupManager.for_container("fz", "/fz", layout_=Layout(V2, {}, root, {"": "/"}))
+    cgroups.managers.append(m)
+    m.create(LinuxResources.from_json({}))
+    p = cgroups.child("print('spinning', flush=True)\nwhile True: pass\n")
+    go(p, m)
+    assert p.stdout.readline() == "spinning\n"
+    assert proc_cgroups(p.pid)[""].endswith(f"/{cgroups.parent}/fz")
+    m.freeze()
+    assert m.is_frozen()
+    assert read(m.unified, "cgroup.freeze") == "1"
+    with open(f"/proc/{p.pid}/stat") as f:
+        before = f.read().rsplit(")", 1)[1].split()[11]
+    time.sleep(0.4)
+    with open(f"/proc/{p.pid}/stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[11] == before, "a frozen process ran"
+    m.thaw()
+    assert not m.is_frozen()
+    assert m.pids() == [p.pid]
