@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -105,6 +106,14 @@ def bundle(tmp_path):
                 os.rmdir(sub)
         assert [d for d in left if os.path.basename(d) != b.parent] == [], "container cgroups left behind"
         shutil.rmtree(tmp_path / "bundle" / "rootfs", ignore_errors=True)
+
+
+def _state(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
 
 
 def read(path: str) -> str:
@@ -305,3 +314,20 @@ def test_stats_have_the_shape_and_values_of_runc_events_stats(bundle):
     assert ours["memory"]["usage"]["limit"] == 96 * MiB
     assert set(ours["memory"]["raw"]) == set(theirs["memory"]["raw"])
     assert ours["blkio"].keys() == theirs["blkio"].keys()
+
+
+def test_delete_force_kills_every_process_of_the_cgroup(bundle):
+    cid = bundle.new_id()
+    bundle.configure(["sh", "-c", "sleep 100 & sleep 100 & sleep 100"], {"pids": {"limit": 10}}, cid)
+    bundle.bock("create", "--bundle", str(bundle.dir), cid)
+    bundle.bock("start", cid)
+    procs = bundle.cgroup("pids", cid) + "/cgroup.procs"
+    for _ in range(100):
+        pids = read(procs).split()
+        if len(pids) >= 3:  # sh execs the last sleep itself
+            break
+        time.sleep(0.05)
+    assert len(pids) >= 3, pids
+    bundle.bock("delete", "--force", cid)
+    assert [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"] == []
+    assert _all_dirs(f"{bundle.parent}/{cid}") == []
