@@ -69,8 +69,25 @@ def cgroup_string(rule: Rule) -> str:
     return f"{kind} {_num(major)}:{_num(minor)} {perms_str(perms)}"
 
 
-def rules_from_spec(spec_rules: list) -> list[Rule]:
-    """``linux.resources.devices`` (typed ``DeviceRule``) as rules, runc's defaults appended."""
+# The default rules that stand for a device node runc creates: a spec that lists a device
+# at the same path (``linux.devices``) replaces the node, and its rule is dropped (runc's
+# createDevices); the spec's own ``linux.resources.devices`` then decide.
+DEFAULT_PATHS = {
+    "/dev/null": (1, 3),
+    "/dev/random": (1, 8),
+    "/dev/full": (1, 7),
+    "/dev/tty": (5, 0),
+    "/dev/zero": (1, 5),
+    "/dev/urandom": (1, 9),
+    "/dev/console": (5, 1),
+}
+
+
+def rules_from_spec(spec_rules: list, device_paths=()) -> list[Rule]:
+    """``linux.resources.devices`` (typed ``DeviceRule``) as rules, runc's defaults appended.
+
+    ``device_paths``: the paths of the spec's ``linux.devices``; their default rules are left out.
+    """
     out: list[Rule] = []
     for i, d in enumerate(spec_rules):
         kind = d.type or "a"
@@ -81,7 +98,8 @@ def rules_from_spec(spec_rules: list) -> list[Rule]:
         major = -1 if d.major is None else d.major
         minor = -1 if d.minor is None else d.minor
         out.append((kind, major, minor, parse_perms(d.access), bool(d.allow)))
-    out.extend(DEFAULT_RULES)
+    dropped = {DEFAULT_PATHS[p] for p in device_paths if p in DEFAULT_PATHS}
+    out.extend(r for r in DEFAULT_RULES if (r[1], r[2]) not in dropped or r[0] != "c")
     return out
 
 

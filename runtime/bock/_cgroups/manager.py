@@ -33,7 +33,17 @@ def _oserror(e: OSError) -> CgroupError:
 
 
 class CgroupManager:
-    __slots__ = ("_created", "mode", "paths", "rootless", "tolerant", "unified", "unified_root", "warnings")
+    __slots__ = (
+        "_created",
+        "device_paths",
+        "mode",
+        "paths",
+        "rootless",
+        "tolerant",
+        "unified",
+        "unified_root",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -54,6 +64,8 @@ class CgroupManager:
         #: rootless without an explicit cgroupsPath: a cgroup we may not make or join is
         #: skipped (runc's isIgnorableError); a limit that needs it still fails in set()
         self.tolerant = False
+        #: paths of the spec's linux.devices: their default allow rules give way (runc)
+        self.device_paths: list[str] = []
         #: things runc would log as warnings (e.g. kernel memory limits are ignored)
         self.warnings: list[str] = []
         self._created: list[str] = []
@@ -99,6 +111,7 @@ class CgroupManager:
             "unified_root": self.unified_root,
             "rootless": self.rootless,
             "tolerant": self.tolerant,
+            "device_paths": list(self.device_paths),
         }
 
     @classmethod
@@ -111,6 +124,7 @@ class CgroupManager:
             unified_root=d.get("unified_root"),
         )
         m.tolerant = bool(d.get("tolerant"))
+        m.device_paths = list(d.get("device_paths") or [])
         return m
 
     def __repr__(self) -> str:
@@ -140,9 +154,13 @@ class CgroupManager:
                 continue
             self._created.append(d)
 
-    def create(self, resources: LinuxResources | None) -> None:
-        """Make the container's cgroups and apply ``resources``; all or nothing."""
+    def create(self, resources: LinuxResources | None, *, device_paths=()) -> None:
+        """Make the container's cgroups and apply ``resources``; all or nothing.
+
+        ``device_paths``: the paths of the spec's ``linux.devices`` (see ``devices.DEFAULT_PATHS``).
+        """
         r = resources if resources is not None else LinuxResources()
+        self.device_paths = list(device_paths)
         self._created = []
         try:
             self._check_usable(r)
@@ -236,7 +254,9 @@ class CgroupManager:
     def _set(self, r: LinuxResources, *, creating: bool, devices: bool) -> None:
         if self.mode == layout.V2:
             if self.unified:
-                v2.set_all(self.unified, r, devices=devices and not self.rootless)
+                v2.set_all(
+                    self.unified, r, devices=devices and not self.rootless, device_paths=self.device_paths
+                )
             return
         for name, uses, setter in v1.SETTERS:
             if uses is not None and not uses(r):
@@ -251,7 +271,10 @@ class CgroupManager:
                     continue
                 raise CgroupError(f"cannot set {name} limit: container could not join or create cgroup")
             try:
-                setter(path, r)
+                if name == "devices":
+                    v1.set_devices(path, r, self.device_paths)
+                else:
+                    setter(path, r)
             except OSError:
                 if name == "devices" and self.rootless:
                     continue

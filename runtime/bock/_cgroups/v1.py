@@ -99,9 +99,9 @@ def cpuset_inherit(path: str) -> None:
             fsio.write(path, name, value)
 
 
-def set_devices(path: str, r: LinuxResources) -> None:
+def set_devices(path: str, r: LinuxResources, device_paths=()) -> None:
     current = Emulator.from_list(fsio.read(path, "devices.list"))
-    target = Emulator.from_rules(rules_from_spec(r.devices))
+    target = Emulator.from_rules(rules_from_spec(r.devices, device_paths))
     for rule in current.transition(target):
         fsio.write(path, "devices.allow" if rule[4] else "devices.deny", cgroup_string(rule))
     after = Emulator.from_list(fsio.read(path, "devices.list"))

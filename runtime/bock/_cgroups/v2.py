@@ -153,10 +153,10 @@ def set_io(path: str, r: LinuxResources, avail: set[str]) -> None:
             fsio.write(path, "io.max", f"{td.major}:{td.minor} {key}={td.rate}")
 
 
-def set_devices(path: str, r: LinuxResources) -> None:
+def set_devices(path: str, r: LinuxResources, device_paths=()) -> None:
     from bock._cgroups import bpf  # ctypes: only when a v2 device program is really loaded
 
-    insns = device_filter(rules_from_spec(r.devices))
+    insns = device_filter(rules_from_spec(r.devices, device_paths))
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         bpf.attach_device_filter(fd, insns)
@@ -187,7 +187,7 @@ def set_unified(path: str, unified: dict[str, str], avail: set[str]) -> None:
             raise LimitError(f'unable to set unified resource "{key}": {e.strerror}') from None
 
 
-def set_all(path: str, r: LinuxResources, *, devices: bool = True) -> None:
+def set_all(path: str, r: LinuxResources, *, devices: bool = True, device_paths=()) -> None:
     """runc fs2's ``Set`` order: pids, memory, io, cpu(+cpuset), devices, hugetlb, rdma, unified."""
     avail = controllers(path)
     if r.network and (r.network.class_id or r.network.priorities):
@@ -199,7 +199,7 @@ def set_all(path: str, r: LinuxResources, *, devices: bool = True) -> None:
     set_io(path, r, avail)
     set_cpu(path, r, avail)
     if devices:
-        set_devices(path, r)
+        set_devices(path, r, device_paths)
     if r.hugepage_limits:
         _need(avail, "hugetlb", path)
         v1.set_hugetlb(path, r, ".max")

@@ -302,7 +302,7 @@ def _cgroup_manager(opts: CreateOptions, spec: Spec):
         from bock._spec.resources import LinuxResources
 
         resources = LinuxResources.from_json(spec.linux.resources)
-    manager.create(resources)
+    manager.create(resources, device_paths=[d.path for d in spec.linux.devices])
     return manager
 
 

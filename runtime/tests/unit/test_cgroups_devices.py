@@ -179,3 +179,14 @@ def test_deny_all_program_still_allows_the_defaults():
     assert run_bpf(prog, 2, read_write, 1, 11) == 0  # /dev/kmsg
     assert run_bpf(prog, 1, 1, 8, 0) == 1  # mknod of any block device
     assert run_bpf(prog, 1, 2, 8, 0) == 0  # but no reading it
+
+
+def test_a_spec_device_at_a_default_path_replaces_its_default_rule():
+    # runc's createDevices: the spec's /dev/null wins; its cgroup access is then the spec's to give.
+    rules = rules_from_spec(DENY_ALL, device_paths=["/dev/null", "/dev/fuse"])
+    lines = {cgroup_string(r) for r in rules}
+    assert "c 1:3 rwm" not in lines
+    assert {"c 1:5 rwm", "c 136:* rwm", "c 10:200 rwm"} <= lines
+    emu = Emulator.from_rules(rules)
+    assert not emulator_allows(emu, "c", 1, 3, R)
+    assert emulator_allows(emu, "c", 1, 5, R)

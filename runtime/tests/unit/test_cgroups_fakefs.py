@@ -439,3 +439,12 @@ def test_live_set_leaves_device_rules_alone_unless_asked(v1_host):
     assert _read(f"{tmp}/pids/lab/c1", "pids.max") == "9"
     m.set(LinuxResources.from_json(extra), devices=True)
     assert devices.writes[len(created) :] == [("devices.allow", "c 10:229 rw")]
+
+
+def test_device_paths_are_kept_in_the_state(v1_host):
+    _tmp, layout, devices = v1_host
+    m = CgroupManager.for_container("c1", "/lab/c1", layout_=layout)
+    m.create(LinuxResources.from_json({}), device_paths=["/dev/zero"])
+    assert ("devices.allow", "c 1:5 rwm") not in devices.writes
+    assert ("devices.allow", "c 1:3 rwm") in devices.writes
+    assert CgroupManager.from_state(m.to_state()).device_paths == ["/dev/zero"]
