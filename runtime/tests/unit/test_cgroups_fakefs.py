@@ -154,7 +154,7 @@ def v2_host(tmp_path, monkeypatch):
     _fill(str(root / "lab" / "c1"), {"cgroup.controllers": "cpu io memory pids cpuset hugetlb", **V2_FILES})
     layout = Layout.parse(f"1 0 0:1 / {root} rw - cgroup2 cgroup2 rw\n", "0::/\n")
     programs = []
-    monkeypatch.setattr(v2, "set_devices", lambda path, r: programs.append((path, list(r.devices))))
+    monkeypatch.setattr(v2, "set_devices", lambda path, r, paths=(): programs.append((path, list(r.devices))))
     return root, layout, programs
 
 
