@@ -23,7 +23,10 @@ import time
 
 from bock._cgroups import fsio, layout, paths, v1, v2
 from bock._cgroups.errors import CgroupConfigError, CgroupError
-from bock._spec.resources import LinuxResources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bock._spec.resources import LinuxResources
 
 _IGNORABLE = (errno.EPERM, errno.EACCES, errno.EROFS)
 
@@ -159,7 +162,11 @@ class CgroupManager:
 
         ``device_paths``: the paths of the spec's ``linux.devices`` (see ``devices.DEFAULT_PATHS``).
         """
-        r = resources if resources is not None else LinuxResources()
+        if resources is None:
+            from bock._spec.resources import LinuxResources
+
+            resources = LinuxResources()
+        r = resources
         self.device_paths = list(device_paths)
         self._created = []
         try:

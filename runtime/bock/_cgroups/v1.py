@@ -12,9 +12,11 @@ import os
 import time
 
 from bock._cgroups import fsio
-from bock._cgroups.devices import Emulator, cgroup_string, rules_from_spec
 from bock._cgroups.errors import CgroupError, LimitError
-from bock._spec.resources import LinuxResources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bock._spec.resources import LinuxResources
 
 # --- predicates ------------------------------------------------------------------
 
@@ -100,6 +102,8 @@ def cpuset_inherit(path: str) -> None:
 
 
 def set_devices(path: str, r: LinuxResources, device_paths=()) -> None:
+    from bock._cgroups.devices import Emulator, cgroup_string, rules_from_spec
+
     current = Emulator.from_list(fsio.read(path, "devices.list"))
     target = Emulator.from_rules(rules_from_spec(r.devices, device_paths))
     for rule in current.transition(target):

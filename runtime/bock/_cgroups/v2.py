@@ -13,9 +13,11 @@ import os
 import time
 
 from bock._cgroups import fsio, v1
-from bock._cgroups.devices import device_filter, rules_from_spec
 from bock._cgroups.errors import CgroupConfigError, CgroupError, LimitError
-from bock._spec.resources import LinuxResources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bock._spec.resources import LinuxResources
 
 
 def shares_to_weight(shares: int) -> int:
@@ -155,6 +157,7 @@ def set_io(path: str, r: LinuxResources, avail: set[str]) -> None:
 
 def set_devices(path: str, r: LinuxResources, device_paths=()) -> None:
     from bock._cgroups import bpf  # ctypes: only when a v2 device program is really loaded
+    from bock._cgroups.devices import device_filter, rules_from_spec
 
     insns = device_filter(rules_from_spec(r.devices, device_paths))
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
