@@ -133,6 +133,13 @@ def _set_memory_limit(path: str, value: int) -> None:
 def set_memory(path: str, r: LinuxResources) -> None:
     m = r.memory
     limit, swap = m.limit or 0, m.swap or 0
+    if m.check_before_update and (limit > 0 or swap > 0):
+        # The spec's checkBeforeUpdate: refuse a limit at or below usage before writing it.
+        usage = fsio.read_uint(path, "memory.usage_in_bytes")
+        if swap > 0 and swap <= usage:
+            raise LimitError(f"rejecting memory+swap limit {swap} <= usage {usage}")
+        if limit > 0 and limit <= usage:
+            raise LimitError(f"rejecting memory limit {limit} <= usage {usage}")
     has_memsw = fsio.exists(path, "memory.memsw.limit_in_bytes")
     if limit == -1 and swap == 0 and has_memsw:
         swap = -1

@@ -448,3 +448,15 @@ def test_device_paths_are_kept_in_the_state(v1_host):
     assert ("devices.allow", "c 1:5 rwm") not in devices.writes
     assert ("devices.allow", "c 1:3 rwm") in devices.writes
     assert CgroupManager.from_state(m.to_state()).device_paths == ["/dev/zero"]
+
+
+def test_v1_check_before_update_refuses_a_limit_below_usage(v1_host):
+    tmp, layout, _ = v1_host
+    with open(f"{tmp}/memory/lab/c1/memory.usage_in_bytes", "w") as f:
+        f.write("50000000\n")
+    m = CgroupManager.for_container("c1", "/lab/c1", layout_=layout)
+    with pytest.raises(LimitError, match="rejecting memory limit 1000000 <= usage 50000000"):
+        m.set(LinuxResources.from_json({"memory": {"limit": 1000000, "checkBeforeUpdate": True}}))
+    assert _read(f"{tmp}/memory/lab/c1", "memory.limit_in_bytes") == "9223372036854771712"
+    m.set(LinuxResources.from_json({"memory": {"limit": 1000000}}))  # the kernel decides (EBUSY on real v1)
+    assert _read(f"{tmp}/memory/lab/c1", "memory.limit_in_bytes") == "1000000"
