@@ -21,7 +21,7 @@ class Security:
 
     __slots__ = ("_finalize", "_notify_fd", "caps", "pa", "resource", "seccomp", "spec")
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, seccomp_cache: str | None = None) -> None:
         self.spec = spec
         self.caps = None
         self.seccomp = None
@@ -45,7 +45,6 @@ class Security:
             self._finalize = None
         if spec.hooks.create_container or spec.hooks.start_container:
             from bock._security import hooks  # noqa: F401 - preload
-        # _security TODO(seccaps): CapSets.from_spec(process.capabilities); SeccompFilter.compile(...)
         if process is not None and process.capabilities is not None:
             try:
                 from bock._security.caps import CapSets
@@ -53,6 +52,10 @@ class Security:
                 CapSets = None
             if CapSets is not None:
                 self.caps = CapSets.from_spec(process.capabilities)
+                if self.caps.ignored:  # runc: logrus.Warn, before anything is created
+                    from bock._log import log
+
+                    log.warning(self.caps.warning())
         if spec.linux.seccomp is not None:
             try:
                 from bock._security.seccomp import SeccompFilter
@@ -61,7 +64,14 @@ class Security:
                 from bock.errors import ConfigError
 
                 raise ConfigError("seccomp is not supported by this build of bock") from None
-            self.seccomp = SeccompFilter.compile(LinuxSeccomp.from_json(spec.linux.seccomp))
+            self.seccomp = SeccompFilter.compile(
+                LinuxSeccomp.from_json(spec.linux.seccomp), cache_dir=seccomp_cache
+            )
+            if self.seccomp.ignored:
+                from bock._log import log
+
+                for name in self.seccomp.ignored:  # runc: logrus.Debugf
+                    log.debug(f"unknown seccomp syscall {name!r} ignored")
 
     # -- hooks (createContainer, startContainer run inside the container) --
     def run_hooks(self, hooks: list[Hook], state: dict, kind: str) -> None:
@@ -107,7 +117,9 @@ class Security:
         if self._finalize is None:
             switch_user_basic(process)
             return
-        self._finalize(process.user, self.caps, no_new_privileges=process.no_new_privileges)
+        from bock._log import log
+
+        self._finalize(process.user, self.caps, no_new_privileges=process.no_new_privileges, warn=log.warning)
 
     def _load_seccomp(self) -> None:
         fd = self.seccomp.load()
