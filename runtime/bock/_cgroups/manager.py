@@ -208,8 +208,15 @@ class CgroupManager:
             v1.cpuset_inherit(d)
 
     def _remove_created(self) -> None:
+        leaves = set(self._dirs())
         for d in reversed(self._created):
-            _rmdir_retry(d)
+            if d in leaves:
+                _rmdir_retry(d)
+            else:
+                try:
+                    os.rmdir(d)  # a parent another container may be using now: one try
+                except OSError:
+                    pass
         self._created = []
 
     def _hybrid_v2_controllers(self, r: LinuxResources) -> set[str]:
