@@ -157,9 +157,9 @@ class _Cleanup:
             kill_and_wait(pid, None)
         if self.cgroup is not None:
             try:
-                self.cgroup.destroy()
-            except OSError:
-                pass
+                self.cgroup.destroy()  # also the parents its create() made
+            except (OSError, BockError):
+                pass  # the error being reported is the create's, not this one
         from bock._fsutil import rmtree
 
         try:
@@ -306,7 +306,7 @@ def _cgroup_manager(opts: CreateOptions, spec: Spec):
         from bock._spec.resources import LinuxResources
 
         resources = LinuxResources.from_json(spec.linux.resources)
-    manager.create(resources)
+    manager.create(resources, device_paths=[d.path for d in spec.linux.devices])
     return manager
 
 
