@@ -48,11 +48,14 @@ def make_bundle(base: str, args: list[str]) -> str:
 
 
 def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}: {proc.stderr.decode().strip()}")
+    # stderr to a file, not a pipe: a created container's init keeps the runtime's stdio open
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        dt = time.perf_counter() - t0
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"failed: {' '.join(cmd)}: {err.read().decode().strip()}")
     return dt * 1000
 
 
@@ -121,9 +124,13 @@ def main() -> int:
         for _ in range(a.n):
             for name, binary in runtimes.items():
                 bench(name, binary, os.path.join(base, "root-" + name), true_b, sleep_b, results)
-        print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.uname().release} {os.cpu_count()} cpus")
+        print(
+            f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.uname().release} {os.cpu_count()} cpus"
+        )
         for name, binary in runtimes.items():
-            print(f"# {name}: {binary}: {subprocess.run([binary, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+            print(
+                f"# {name}: {binary}: {subprocess.run([binary, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}"
+            )
         print(f"{'operation (median of ' + str(a.n) + ')':34} {'runc':>10} {'bock':>10} {'bock/runc':>10}")
         for key in results["runc"]:
             rv = statistics.median(results["runc"][key])
