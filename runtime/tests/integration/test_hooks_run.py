@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-
 from bock._security.hooks import HookError, run_hooks, run_poststop
 from bock._spec.config import Hook
 

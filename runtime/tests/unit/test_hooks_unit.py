@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from bock._security import hooks as H
 from bock._spec.config import Hook, Hooks
 from bock.errors import BockError, ConfigError
