@@ -68,5 +68,5 @@ class ExecError(BockError):
     pass
 
 
-class SystemError_(BockError):  # noqa: N801 - the builtin SystemError is taken
+class SystemError_(BockError):
     pass

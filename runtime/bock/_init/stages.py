@@ -1,0 +1,236 @@
+"""The two forked stages of ``bock create``.
+
+stage 1 (a child of ``bock create``) joins namespaces given by path, creates the
+new ones (a user namespace first, so that it owns the others), then forks stage 2
+and exits. stage 2 is the container's init: pid 1 in a new pid namespace. It sets up
+the rootfs, reports "ready", blocks on exec.fifo until ``bock start``, and execs the
+user process. Nothing here returns: each stage ends in ``os._exit`` or ``execve``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bock import _syscalls as s
+from bock._init import rootfs as rfs
+from bock._init import sync
+from bock._init.mountopts import PROPAGATION
+from bock._init.process import close_fds_from, env_dict, look_path
+from bock._libc import libc
+from bock._spec.config import Spec
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+
+
+class InitContext:
+    """Everything the children need, built by the parent before fork (children inherit it)."""
+
+    __slots__ = (
+        "bundle",
+        "console_fd",
+        "console_mod",
+        "fifo_fd",
+        "join",
+        "join_user",
+        "new_flags",
+        "new_user",
+        "no_pivot",
+        "parent_hooks",
+        "preserve_fds",
+        "rootfs",
+        "security",
+        "spec",
+        "state_for_hooks",
+        "sync",
+        "sys",
+    )
+
+    def __init__(self, **kw: object) -> None:
+        for name in self.__slots__:
+            setattr(self, name, kw.pop(name, None))
+        if kw:
+            raise TypeError(f"unknown fields {sorted(kw)}")
+
+
+def _fail(ctx: InitContext, err: BaseException) -> None:
+    msg = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.strerror}: {err.filename}"
+    if isinstance(err, OSError) and not err.filename and err.strerror and str(err).startswith("["):
+        msg = err.strerror
+    try:
+        sync.send(ctx.sync, "error", msg or type(err).__name__)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def stage1(ctx: InitContext) -> None:
+    try:
+        sys = ctx.sys
+        if ctx.join_user is not None:
+            sys.setns(ctx.join_user, s.CLONE_NEWUSER)
+        if ctx.new_user:
+            sys.unshare(s.CLONE_NEWUSER)
+            sync.send(ctx.sync, "userns")
+        sync.expect(ctx.sync, "go")
+        if ctx.new_user or ctx.join_user is not None:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for fd, nstype in ctx.join:
+            sys.setns(fd, nstype)
+            os.close(fd)
+        if ctx.new_flags:
+            sys.unshare(ctx.new_flags)
+        if ctx.new_flags & s.CLONE_NEWTIME and ctx.spec.linux.time_offsets:
+            _write_time_offsets(ctx.spec)
+        pid = os.fork()
+        if pid == 0:
+            stage2(ctx)
+        sync.send(ctx.sync, "pid", str(pid))
+        os._exit(0)
+    except BaseException as err:
+        _fail(ctx, err)
+
+
+def _write_time_offsets(spec: Spec) -> None:
+    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
+    lines = [f"{clocks[k]} {v.secs} {v.nanosecs}" for k, v in spec.linux.time_offsets.items() if k in clocks]
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _keep_only_fds(ctx: InitContext) -> None:
+    """Close every inherited fd that the container must not get (containerd leaks fd 3)."""
+    keep = {ctx.sync.fileno(), ctx.fifo_fd}
+    if ctx.console_fd is not None:
+        keep.add(ctx.console_fd)
+    first_free = 3 + (ctx.preserve_fds or 0)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first_free and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _cgroup_mounter(ctx: InitContext):
+    from bock._init.cgroupfs import mount_cgroups
+
+    cgroupns = bool(ctx.new_flags & s.CLONE_NEWCGROUP) or ctx.spec.linux.namespace("cgroup") is not None
+
+    def mount(sys, rootfs, dest, opts):
+        mount_cgroups(sys, rootfs, dest, opts, cgroupns)
+
+    return mount
+
+
+def stage2(ctx: InitContext) -> None:
+    try:
+        _init(ctx)
+    except BaseException as err:
+        _fail(ctx, err)
+
+
+def _init(ctx: InitContext) -> None:
+    # Everything used after pivot_root must be imported by now: the host's Python library
+    # is out of reach from inside the rootfs.
+    sys = ctx.sys
+    spec = ctx.spec
+    process = spec.process
+    # Non-dumpable until execve: nothing in the container can open /proc/<pid>/exe (the
+    # host's python) or our fds while we run (CVE-2019-5736). execve resets it.
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    os.setsid()
+    if process.terminal:
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+    _keep_only_fds(ctx)
+    linux = spec.linux
+    userns = ctx.new_user or ctx.join_user is not None
+    rootfs = ctx.rootfs
+    rfs.prepare_root(sys, spec, rootfs)
+    rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx))
+    if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
+        rfs.setup_dev(sys, spec, rootfs, userns)
+    if ctx.parent_hooks:
+        sync.send(ctx.sync, "hooks")
+        sync.expect(ctx.sync, "ok")
+    sec = ctx.security
+    if spec.hooks.create_container:
+        sec.run_hooks(
+            spec.hooks.create_container, ctx.state_for_hooks("creating", os.getpid()), "createContainer"
+        )
+    if ctx.no_pivot:
+        rfs.move_root(sys, rootfs)
+    else:
+        rfs.pivot_root(sys, rootfs)
+    if linux.sysctl:
+        sec.apply_sysctl(linux.sysctl)
+    if process.terminal:
+        console = ctx.console_mod
+        master, slave, path = console.open_pty()
+        if process.console_size:
+            console.set_size(slave, process.console_size.height, process.console_size.width)
+        console.setup_console(sys, path)
+        console.send_master(ctx.console_fd, master)
+        os.close(master)
+        os.close(ctx.console_fd)
+        console.make_controlling(slave)
+        os.close(slave)
+    if process.cwd:
+        cwd = process.cwd
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError:
+            pass
+    rfs.readonly_paths(sys, linux.readonly_paths)
+    rfs.mask_paths(sys, linux.masked_paths)
+    if spec.root.readonly:
+        rfs.readonly_root(sys)
+    if spec.hostname is not None:
+        sys.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        sys.setdomainname(spec.domainname)
+    if linux.rootfs_propagation:
+        sys.mount(None, "/", None, PROPAGATION[linux.rootfs_propagation], None)
+    sec.apply_process_attrs(process)
+    try:
+        os.chdir(process.cwd)
+        chdir_later = False
+    except PermissionError:
+        chdir_later = True
+    except OSError as err:
+        raise OSError(err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror}')
+    if process.user.umask is not None:
+        os.umask(process.user.umask)
+    sec.finalize_credentials(process)
+    if chdir_later:
+        os.chdir(process.cwd)
+    env = env_dict(process.env)
+    exe = look_path(process.args[0], env)
+    sec.before_ready(ctx.sync)
+    sync.send(ctx.sync, "ready")
+    ctx.sync.close()
+    # Blocks until `bock start` opens the fifo for reading. The fd stays open (close-on-exec):
+    # `start` reads until EOF, which comes exactly when execve succeeds.
+    fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.close(ctx.fifo_fd)
+    os.write(fifo, b"0")
+    try:
+        if spec.hooks.start_container:
+            sec.run_hooks(
+                spec.hooks.start_container, ctx.state_for_hooks("created", os.getpid()), "startContainer"
+            )
+        sec.before_exec(process)
+        close_fds_from(3 + (ctx.preserve_fds or 0))
+        os.execve(exe, process.args, env)
+    except BaseException as err:
+        msg = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        try:
+            os.write(fifo, f"\nexec {process.args[0]}: {msg}".encode())
+        except OSError:
+            pass
+        os._exit(127)

@@ -1,0 +1,169 @@
+"""The syscall seam of the container init (youki's ``Syscall`` trait).
+
+:class:`LinuxSyscalls` does the real work through ctypes; :class:`RecordingSyscalls`
+records the calls instead, so the init sequence (mounts, pivot_root, devices, hostname)
+can be unit-tested without root. Only the operations with host-wide effects live here;
+reading files and resolving paths stay real in both.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from bock._libc import check, fsencode, libc, syscall
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+MNT_DETACH = 0x2
+
+CLONE_NEWTIME = 0x80
+CLONE_NEWNS = 0x20000
+CLONE_NEWCGROUP = 0x2000000
+CLONE_NEWUTS = 0x4000000
+CLONE_NEWIPC = 0x8000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+# /proc/<pid>/ns/<name> for each spec namespace type
+NAMESPACE_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.unshare.argtypes = [ctypes.c_int]
+libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+class LinuxSyscalls:
+    """The real thing."""
+
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+    ) -> None:
+        ret = libc.mount(fsencode(source), fsencode(target), fsencode(fstype), flags, fsencode(data))
+        if ret < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mount {source or 'none'} to {target} (type {fstype}): {os.strerror(err)}")
+
+    def umount(self, target: str, flags: int = 0) -> None:
+        check(libc.umount2(fsencode(target), flags), f"umount {target}")
+
+    def unshare(self, flags: int) -> None:
+        check(libc.unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        syscall("setns", fd, nstype)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        syscall("pivot_root", fsencode(new_root), fsencode(put_old))
+
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        check(libc.sethostname(raw, len(raw)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        raw = name.encode()
+        check(libc.setdomainname(raw, len(raw)), "setdomainname")
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        os.mknod(path, mode, device)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path)
+
+
+class RecordingSyscalls(LinuxSyscalls):
+    """Records every call as a tuple ``(name, *args)`` and does nothing else.
+
+    ``fail`` maps a call name to an OSError to raise, to test the error paths.
+    """
+
+    def __init__(self, fail: dict[str, OSError] | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.fail = fail or {}
+
+    def _record(self, name: str, *args: object) -> None:
+        self.calls.append((name, *args))
+        if name in self.fail:
+            raise self.fail[name]
+
+    def mount(self, source, target, fstype, flags, data=None):
+        self._record("mount", source, target, fstype, flags, data)
+
+    def umount(self, target, flags=0):
+        self._record("umount", target, flags)
+
+    def unshare(self, flags):
+        self._record("unshare", flags)
+
+    def setns(self, fd, nstype):
+        self._record("setns", fd, nstype)
+
+    def pivot_root(self, new_root, put_old):
+        self._record("pivot_root", new_root, put_old)
+
+    def chroot(self, path):
+        self._record("chroot", path)
+
+    def sethostname(self, name):
+        self._record("sethostname", name)
+
+    def setdomainname(self, name):
+        self._record("setdomainname", name)
+
+    def mknod(self, path, mode, device):
+        self._record("mknod", path, mode, device)
+
+    def chown(self, path, uid, gid):
+        self._record("chown", path, uid, gid)
+
+    def symlink(self, target, path):
+        self._record("symlink", target, path)
