@@ -19,7 +19,17 @@ class Security:
     """Imports every module the init will need after pivot_root up front (the host's
     Python library is out of reach from inside the rootfs)."""
 
-    __slots__ = ("_finalize", "_notify_fd", "caps", "pa", "resource", "seccomp", "spec")
+    __slots__ = (
+        "_finalize",
+        "_notify_fd",
+        "caps",
+        "mount_fds",
+        "pa",
+        "resource",
+        "seccomp",
+        "spec",
+        "warnings",
+    )
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -28,7 +38,9 @@ class Security:
         self._notify_fd: int | None = None
         self.pa = None
         self.resource = None
+        self.mount_fds: dict[int, int] = {}
         process = spec.process
+        self.warnings = _validate(spec)
         try:
             from bock._security import process_attrs
 
@@ -63,33 +75,60 @@ class Security:
                 raise ConfigError("seccomp is not supported by this build of bock") from None
             self.seccomp = SeccompFilter.compile(LinuxSeccomp.from_json(spec.linux.seccomp))
 
+    # -- idmapped mounts: made by the parent in the host namespaces, attached by the init --
+    def prepare_mounts(self, bundle: str) -> None:
+        spec = self.spec
+        if any(m.uid_mappings or m.gid_mappings or {"idmap", "ridmap"} & set(m.options) for m in spec.mounts):
+            from bock._security.idmap import prepare_mounts
+
+            self.mount_fds = prepare_mounts(spec.mounts, spec.linux, bundle)
+
+    def close_mount_fds(self) -> None:
+        for fd in self.mount_fds.values():
+            os.close(fd)
+        self.mount_fds = {}
+
     # -- hooks (createContainer, startContainer run inside the container) --
     def run_hooks(self, hooks: list[Hook], state: dict, kind: str) -> None:
         from bock._security.hooks import run_hooks
 
-        run_hooks(hooks, state, kind=kind)
+        # runc: a startContainer hook without env gets the container process's env; a
+        # createContainer hook gets runc init's (only runc's internal variables): none here.
+        default = self.spec.process.env if kind == "startContainer" else []
+        run_hooks(hooks, state, kind=kind, default_env=default)
 
     def apply_sysctl(self, sysctl: dict[str, str]) -> None:
-        for key, value in sysctl.items():
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+        from bock._security.sysctl import apply
+
+        apply(sysctl)
 
     def apply_process_attrs(self, process: Process) -> None:
-        """oom_score_adj, rlimits, personality, I/O priority, scheduler, initial CPU affinity."""
+        """oom_score_adj, rlimits, AppArmor/SELinux exec labels, personality, I/O priority,
+        scheduler; and the CPU affinity reset to all CPUs (runc's tryResetCPUAffinity).
+
+        execCPUAffinity is for ``exec``'d processes only (config.md: "not applicable to
+        the container's init process"), as in runc.
+        """
         pa = self.pa
-        if process.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process.oom_score_adj))
         if pa is not None:
+            if process.oom_score_adj is not None:
+                pa.set_oom_score_adj(process.oom_score_adj)
             pa.apply_rlimits(process.rlimits)
+            if process.apparmor_profile or process.selinux_label:
+                from bock._security import lsm
+
+                lsm.apply_apparmor(process.apparmor_profile)
+                lsm.apply_selinux_label(process.selinux_label)
             if self.spec.linux.personality is not None:
                 pa.apply_personality(self.spec.linux.personality)
             if process.io_priority is not None:
                 pa.apply_io_priority(process.io_priority)
             if process.scheduler is not None:
                 pa.apply_scheduler(process.scheduler)
-            if process.exec_cpu_affinity is not None and process.exec_cpu_affinity.initial:
-                pa.apply_cpu_affinity(process.exec_cpu_affinity.initial)
+            try:
+                pa.apply_cpu_affinity(None, which="reset")
+            except Exception:  # runc only warns when the reset fails
+                pass
         else:
             resource = self.resource
             for rl in process.rlimits:
@@ -126,7 +165,21 @@ class Security:
             sync.expect(sock, "ok")
             os.close(fd)
 
-    def before_exec(self, process: Process) -> None:
+    def before_exec(self, process: Process, *, exec_process: bool = False) -> None:
+        """Right before execve. ``exec_process``: a ``bock exec`` process, which gets
+        execCPUAffinity.final here (its ``initial`` belongs before it joins the cgroup)."""
         aff = process.exec_cpu_affinity
-        if aff is not None and aff.final:
-            self.pa.apply_cpu_affinity(aff.final)
+        if exec_process and aff is not None and aff.final:
+            self.pa.apply_cpu_affinity(aff.final, which="final")
+
+
+def _validate(spec: Spec) -> list[str]:
+    """bock._security's parent-side checks (runc's validators); returns runc's warnings."""
+    from bock._security import hooks, lsm, process_attrs, sysctl
+
+    warnings = process_attrs.validate(spec.process, spec.linux)
+    if spec.linux.sysctl:
+        sysctl.validate(spec.linux.sysctl, spec.linux)
+    lsm.validate(spec.process)
+    hooks.validate(spec.hooks)
+    return warnings

@@ -83,9 +83,17 @@ def stage1(ctx: InitContext) -> None:
             sys.unshare(ctx.new_flags)
         if ctx.new_flags & s.CLONE_NEWTIME and ctx.spec.linux.time_offsets:
             _write_time_offsets(ctx.spec)
+        # stage 2 says nothing on the shared socket before stage 1 has sent its pid (the
+        # parent would otherwise see "hooks"/"ready" with no pid): it waits for EOF on a
+        # pipe whose write end only stage 1 holds.
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(hold_w)
+            os.read(hold_r, 1)
+            os.close(hold_r)
             stage2(ctx)
+        os.close(hold_r)
         sync.send(ctx.sync, "pid", str(pid))
         os._exit(0)
     except BaseException as err:
@@ -93,10 +101,10 @@ def stage1(ctx: InitContext) -> None:
 
 
 def _write_time_offsets(spec: Spec) -> None:
-    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
-    lines = [f"{clocks[k]} {v.secs} {v.nanosecs}" for k, v in spec.linux.time_offsets.items() if k in clocks]
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    # after unshare(CLONE_NEWTIME), before the init is forked into the namespace
+    from bock._security.idmap import write_time_offsets
+
+    write_time_offsets("self", spec.linux.time_offsets)
 
 
 def _keep_only_fds(ctx: InitContext) -> None:
@@ -104,6 +112,8 @@ def _keep_only_fds(ctx: InitContext) -> None:
     keep = {ctx.sync.fileno(), ctx.fifo_fd}
     if ctx.console_fd is not None:
         keep.add(ctx.console_fd)
+    if ctx.security is not None:
+        keep.update(ctx.security.mount_fds.values())  # idmapped mounts, attached by mount_all
     first_free = 3 + (ctx.preserve_fds or 0)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
@@ -152,7 +162,7 @@ def _init(ctx: InitContext) -> None:
     userns = ctx.new_user or ctx.join_user is not None
     rootfs = ctx.rootfs
     rfs.prepare_root(sys, spec, rootfs)
-    rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx))
+    rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx), ctx.security.mount_fds)
     if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
         rfs.setup_dev(sys, spec, rootfs, userns)
     if ctx.parent_hooks:
@@ -216,7 +226,13 @@ def _init(ctx: InitContext) -> None:
     ctx.sync.close()
     # Blocks until `bock start` opens the fifo for reading. The fd stays open (close-on-exec):
     # `start` reads until EOF, which comes exactly when execve succeeds.
+    if userns:
+        # Non-dumpable, our /proc/self belongs to the host's root, which the container's
+        # root is not: EACCES. Dumpable just for this open (no container process exists yet).
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    if userns:
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     os.close(ctx.fifo_fd)
     os.write(fifo, b"0")
     try:
@@ -224,7 +240,7 @@ def _init(ctx: InitContext) -> None:
             sec.run_hooks(
                 spec.hooks.start_container, ctx.state_for_hooks("created", os.getpid()), "startContainer"
             )
-        sec.before_exec(process)
+        sec.before_exec(process)  # (the init: execCPUAffinity does not apply, see Security)
         close_fds_from(3 + (ctx.preserve_fds or 0))
         os.execve(exe, process.args, env)
     except BaseException as err:

@@ -175,6 +175,15 @@ def _create(
 
     fifo_path = os.path.join(state_dir, FIFO)
     os.mkfifo(fifo_path, 0o622)
+    if spec.linux.namespace("user") is not None and spec.linux.uid_mappings:
+        # runc: the container's root must be able to open the fifo for writing
+        from bock._security.idmap import host_id
+
+        os.chown(
+            fifo_path,
+            host_id(spec.linux.uid_mappings, 0) or 0,
+            host_id(spec.linux.gid_mappings, 0) or 0,
+        )
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = _console_fd(opts, spec)
     new_flags, join, join_user, new_user = _namespaces(spec)
@@ -214,11 +223,15 @@ def _create(
         state_for_hooks=state_for_hooks,
         console_mod=_console_module(spec),
     )
+    security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    pid1 = os.fork()
-    if pid1 == 0:
-        parent_sock.close()
-        stage1(ctx)
+    try:
+        pid1 = os.fork()
+        if pid1 == 0:
+            parent_sock.close()
+            stage1(ctx)
+    finally:
+        security.close_mount_fds()  # the init has its copies
     cleanup.pids.append(pid1)
     child_sock.close()
     os.close(fifo_fd)
@@ -307,15 +320,9 @@ def _cgroup_manager(opts: CreateOptions, spec: Spec):
 
 
 def _write_id_maps(pid: int, spec: Spec) -> None:
-    linux = spec.linux
+    from bock._security.idmap import write_id_maps
 
-    def fmt(maps) -> str:
-        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(fmt(linux.uid_mappings))
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(fmt(linux.gid_mappings))
+    write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
 
 
 def _run_parent_hooks(spec: Spec, state: dict, sock) -> None:

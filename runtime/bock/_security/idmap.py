@@ -33,7 +33,11 @@ _AT_RECURSIVE = 0x8000
 _OPEN_TREE_CLONE = 1
 _OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_IDMAP = 0x00100000
+
+_PR_GET_DUMPABLE = 3
+_PR_SET_DUMPABLE = 4
 
 TIME_CLOCKS = ("monotonic", "boottime")
 
@@ -102,14 +106,17 @@ def validate(linux: object, mounts: list | None = None) -> list[str]:
                 raise ConfigError(f"invalid time offset for {clock}: nanosecs must be in [0, 999999999]")
 
     for m in mounts or ():
-        if m.uid_mappings or m.gid_mappings:
-            where = f"invalid mount {m.destination}"
-            if m.type not in (None, "bind", "none") and "bind" not in m.options and "rbind" not in m.options:
-                raise ConfigError(f"{where}: id-mapped mounts are only supported for bind-mounts")
-            if not m.uid_mappings or not m.gid_mappings:
-                raise ConfigError(f"{where}: id-mapped mounts must have both uid and gid mappings specified")
-            check_mappings(m.uid_mappings, "uid", where=where)
-            check_mappings(m.gid_mappings, "gid", where=where)
+        maps = mount_mappings(m, linux)
+        if maps is None:
+            continue
+        where = f"invalid mount {m.destination}"
+        if not _is_bind(m):
+            raise ConfigError(f"{where}: id-mapped mounts are only supported for bind-mounts")
+        uids, gids, _, _ = maps
+        if not uids or not gids:
+            raise ConfigError(f"{where}: id-mapped mounts must have both uid and gid mappings specified")
+        check_mappings(uids, "uid", where=where)
+        check_mappings(gids, "gid", where=where)
     return warnings
 
 
@@ -224,12 +231,14 @@ def make_userns_fd(uid_mappings: list, gid_mappings: list) -> int:
 # --------------------------------------------------------------------------- idmapped mounts
 
 
-def idmap_mount_fd(source: str, userns_fd: int, recursive: bool = False) -> int:
-    """A detached clone of the mount tree at ``source``, idmapped through ``userns_fd``.
+def idmap_mount_fd(source: str, userns_fd: int, recursive: bool = False, *, rbind: bool | None = None) -> int:
+    """A detached clone of the mount at ``source`` (with its submounts if ``rbind``, which
+    defaults to ``recursive``), idmapped through ``userns_fd`` (submounts too if ``recursive``).
 
     Attach it with :func:`move_mount`; closing the fd unmounts a clone never attached.
     """
-    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | (_AT_RECURSIVE if recursive else 0)
+    rbind = recursive if rbind is None else rbind
+    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | (_AT_RECURSIVE if rbind else 0)
     try:
         fd = syscall("open_tree", _AT_FDCWD, os.fsencode(source), flags)
     except OSError as exc:
@@ -252,12 +261,17 @@ def idmap_mount_fd(source: str, userns_fd: int, recursive: bool = False) -> int:
     return fd
 
 
-def move_mount(fd: int, target: str, *, target_dirfd: int = _AT_FDCWD) -> None:
-    """Attach the detached mount ``fd`` at ``target``."""
+def move_mount(fd: int, target: str = "", *, target_fd: int | None = None) -> None:
+    """Attach the detached mount ``fd`` at ``target``, or onto the O_PATH fd ``target_fd``."""
+    flags = _MOVE_MOUNT_F_EMPTY_PATH
+    dirfd = _AT_FDCWD
+    if target_fd is not None:
+        flags |= _MOVE_MOUNT_T_EMPTY_PATH
+        dirfd = target_fd
     try:
-        syscall("move_mount", fd, b"", target_dirfd, os.fsencode(target), _MOVE_MOUNT_F_EMPTY_PATH)
+        syscall("move_mount", fd, b"", dirfd, os.fsencode(target), flags)
     except OSError as exc:
-        raise SystemError_(f"failed to move mount to {target}: move_mount: {_err(exc)}") from None
+        raise SystemError_(f"failed to move mount to {target or 'fd'}: move_mount: {_err(exc)}") from None
 
 
 def idmapped_bind(
@@ -275,6 +289,59 @@ def idmapped_bind(
         os.close(fd)
 
 
+def mount_mappings(m: object, linux: object) -> tuple[list, list, bool, bool] | None:
+    """(uid maps, gid maps, rbind, recursive idmap) of an idmapped mount; None if it is not one.
+
+    Explicit ``uidMappings``/``gidMappings`` win; the ``idmap``/``ridmap`` options alone
+    take the container's user-namespace mappings (runc's specconv). ``ridmap`` idmaps
+    the submounts too.
+    """
+    idmap_opt = "idmap" in m.options
+    ridmap_opt = "ridmap" in m.options
+    if not (m.uid_mappings or m.gid_mappings or idmap_opt or ridmap_opt):
+        return None
+    uids = m.uid_mappings or (linux.uid_mappings if not m.gid_mappings else [])
+    gids = m.gid_mappings or (linux.gid_mappings if not m.uid_mappings else [])
+    return uids, gids, "rbind" in m.options or ridmap_opt, ridmap_opt
+
+
+def _is_bind(m: object) -> bool:
+    return m.type == "bind" or "bind" in m.options or "rbind" in m.options
+
+
+def prepare_mounts(mounts: list, linux: object, bundle: str) -> dict[int, int]:
+    """Make the detached idmapped mounts, in the runtime's (host) namespaces, before fork.
+
+    Returns {index in ``mounts``: mount fd}; the init attaches each with :func:`move_mount`
+    (the kernel lets a process attach a detached mount in a mount namespace it owns).
+    Done here because inside a new user namespace the init has no privilege over the
+    host filesystem that mount_setattr(MOUNT_ATTR_IDMAP) needs.
+    """
+    out: dict[int, int] = {}
+    userns_fds: dict[bytes, int] = {}
+    try:
+        for i, m in enumerate(mounts):
+            spec = mount_mappings(m, linux)
+            if spec is None:
+                continue
+            uids, gids, rbind, recursive = spec
+            key = map_text(uids) + b"|" + map_text(gids)
+            if key not in userns_fds:
+                userns_fds[key] = make_userns_fd(uids, gids)
+            source = m.source or ""
+            if not source.startswith("/"):
+                source = os.path.join(bundle, source)
+            out[i] = idmap_mount_fd(source, userns_fds[key], recursive, rbind=rbind)
+    except BaseException:
+        for fd in out.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in userns_fds.values():
+            os.close(fd)
+    return out
+
+
 def _err(exc: OSError) -> str:
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
@@ -290,6 +357,23 @@ def write_time_offsets(pid: int | str, offsets: dict) -> None:
     """Write ``offsets`` ({clock: TimeOffset}) to /proc/<pid>/timens_offsets.
 
     Must follow unshare(CLONE_NEWTIME) by ``pid`` and precede the first fork into it.
+    Writing our own file after a uid change (a process that became root of a new user
+    namespace) needs the process dumpable: otherwise /proc/self/* belongs to the host's
+    root and the kernel answers EACCES. Dumpability is restored afterwards.
     """
-    if offsets:
-        _write_proc(f"/proc/{pid}/timens_offsets", time_offsets_text(offsets), "timens_offsets")
+    if not offsets:
+        return
+    text = time_offsets_text(offsets)
+    if pid != "self":
+        _write_proc(f"/proc/{pid}/timens_offsets", text, "timens_offsets")
+        return
+    from bock._libc import libc
+
+    dumpable = libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0)
+    if dumpable != 1:
+        libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
+    try:
+        _write_proc("/proc/self/timens_offsets", text, "timens_offsets")
+    finally:
+        if dumpable != 1:
+            libc.prctl(_PR_SET_DUMPABLE, max(dumpable, 0), 0, 0, 0)
