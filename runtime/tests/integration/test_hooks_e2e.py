@@ -68,6 +68,10 @@ class Bundle:
             raise AssertionError(f"bock {args} failed: {result.stderr}")
         return result
 
+    def delete_all(self) -> None:
+        for cid in self.ids:
+            self.bock("delete", "-f", cid, check=False)
+
     def new_id(self) -> str:
         cid = "t-" + uuid.uuid4().hex[:12]
         self.ids.append(cid)
@@ -83,8 +87,7 @@ def bundle(tmp_path):
     try:
         yield b
     finally:
-        for cid in b.ids:
-            b.bock("delete", "-f", cid, check=False)
+        b.delete_all()
 
 
 def recorder(b: Bundle, kind: str, log: str) -> dict:

@@ -20,6 +20,7 @@ _spec = importlib.util.spec_from_file_location(
 _e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_e2e)
 Bundle = _e2e.Bundle
+bundle = _e2e.bundle  # the fixture
 
 pytestmark = [
     pytest.mark.root,
@@ -27,16 +28,6 @@ pytestmark = [
 ]
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    b = Bundle(tmp_path)
-    try:
-        yield b
-    finally:
-        for cid in b.ids:
-            b.bock("delete", "-f", cid, check=False)
 
 
 @pytest.fixture
@@ -48,8 +39,7 @@ def userns_bundle():
     try:
         yield b
     finally:
-        for cid in b.ids:
-            b.bock("delete", "-f", cid, check=False)
+        b.delete_all()
         # the container's mounts lived in its own mount namespace; refuse to cross any that remain
         assert not any(os.path.ismount(os.path.join(d, n)) for d, ns, _ in os.walk(base) for n in ns)
         shutil.rmtree(base)
