@@ -57,6 +57,8 @@ class Security:
             self._finalize = None
         if spec.hooks.create_container or spec.hooks.start_container:
             from bock._security import hooks  # noqa: F401 - preload
+        if process is not None and (process.apparmor_profile or process.selinux_label):
+            from bock._security import lsm  # noqa: F401 - preload: applied after pivot_root
         # _security TODO(seccaps): CapSets.from_spec(process.capabilities); SeccompFilter.compile(...)
         if process is not None and process.capabilities is not None:
             try:
@@ -175,11 +177,20 @@ class Security:
 
 def _validate(spec: Spec) -> list[str]:
     """bock._security's parent-side checks (runc's validators); returns runc's warnings."""
-    from bock._security import hooks, lsm, process_attrs, sysctl
+    from bock._security import process_attrs
 
     warnings = process_attrs.validate(spec.process, spec.linux)
     if spec.linux.sysctl:
+        from bock._security import sysctl
+
         sysctl.validate(spec.linux.sysctl, spec.linux)
-    lsm.validate(spec.process)
-    hooks.validate(spec.hooks)
+    if spec.process is not None and spec.process.selinux_label:
+        from bock._security import lsm
+
+        lsm.validate(spec.process)
+    h = spec.hooks
+    if h.prestart or h.create_runtime or h.create_container or h.start_container or h.poststart or h.poststop:
+        from bock._security import hooks
+
+        hooks.validate(h)
     return warnings

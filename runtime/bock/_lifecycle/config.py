@@ -60,6 +60,17 @@ def check_spec(spec: Spec) -> None:
     if spec.domainname and "uts" not in seen:
         raise ConfigError("config.json: domainname: unable to set domainname without a private UTS namespace")
     # id mappings, time offsets, idmapped mounts: runc's rules and wording
-    from bock._security.idmap import validate as validate_idmap
+    linux = spec.linux
+    if (
+        linux.uid_mappings
+        or linux.gid_mappings
+        or linux.time_offsets
+        or seen & {"user", "time"}
+        or any(
+            m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
+            for m in spec.mounts
+        )
+    ):
+        from bock._security.idmap import validate as validate_idmap
 
-    validate_idmap(spec.linux, spec.mounts)
+        validate_idmap(linux, spec.mounts)

@@ -23,7 +23,9 @@ runtime-spec-lifecycle.md §4); the others from the runtime.
 
 from __future__ import annotations
 
+import _signal
 import os
+import select  # (both cheap: startContainer hooks run after pivot_root, nothing can be imported then)
 import time
 
 from bock.errors import BockError, ConfigError
@@ -135,8 +137,6 @@ def _run_one(hook: object, data: bytes, default_env: list[str] | None) -> str | 
 
 
 def _supervise(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: int, err_r: int) -> str | None:
-    import select
-
     deadline = None if timeout is None else time.monotonic() + timeout
     pidfd = os.pidfd_open(pid)
     chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
@@ -215,8 +215,6 @@ def exit_text(status: int) -> str:
     if os.WIFEXITED(status):
         return f"exit status {os.WEXITSTATUS(status)}"
     if os.WIFSIGNALED(status):
-        import _signal
-
         sig = os.WTERMSIG(status)
         name = _signal.strsignal(sig) or f"signal {sig}"
         text = "signal: " + name[:1].lower() + name[1:]
