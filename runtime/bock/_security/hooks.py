@@ -110,7 +110,15 @@ def _run_one(hook: object, data: bytes, default_env: list[str] | None) -> str | 
         key, sep, value = item.partition("=")
         if sep:
             envd[key] = value
-    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+    in_r, in_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(in_r, True)
+    # The state is small: it usually fits the pipe before the hook even starts.
+    sent = 0
+    if data:
+        try:
+            sent = os.write(in_w, data)
+        except BlockingIOError:
+            pass
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
@@ -133,7 +141,10 @@ def _run_one(hook: object, data: bytes, default_env: list[str] | None) -> str | 
     os.close(in_r)
     os.close(out_w)
     os.close(err_w)
-    return _supervise(pid, hook.timeout, data, in_w, out_r, err_r)
+    if sent == len(data):
+        os.close(in_w)
+        in_w = -1
+    return _supervise(pid, hook.timeout, data[sent:], in_w, out_r, err_r)
 
 
 def _supervise(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: int, err_r: int) -> str | None:
@@ -143,12 +154,8 @@ def _supervise(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: int
     poller = select.poll()
     for fd in (out_r, err_r, pidfd):
         poller.register(fd, select.POLLIN)
-    os.set_blocking(in_w, False)
-    if data:
+    if in_w >= 0:
         poller.register(in_w, select.POLLOUT)
-    else:
-        os.close(in_w)
-        in_w = -1
     view = memoryview(data)
     timed_out = False
     try:
