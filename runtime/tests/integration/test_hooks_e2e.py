@@ -216,3 +216,27 @@ def test_failing_poststop_hook_only_warns(bundle):
     assert out.returncode == 0
     assert "error running poststop hook #0: exit status 2" in out.stderr
     _nothing_left(bundle, cid)
+
+
+def test_failing_poststart_hook_fails_start_and_stops_the_container(bundle):
+    bundle.config["hooks"] = {"poststart": [{"path": "/bin/busybox", "args": ["false"]}]}
+    bundle.config["process"]["args"] = ["sleep", "30"]
+    bundle.write()
+    cid = bundle.new_id()
+    bundle.bock("create", cid)
+    pid = json.loads(bundle.bock("state", cid).stdout)["pid"]
+    out = bundle.bock("start", cid, check=False)
+    assert out.returncode != 0
+    assert "error running poststart hook #0: exit status 1, stdout: , stderr: " in out.stderr
+    for _ in range(100):
+        state = bundle.bock("state", cid, check=False)
+        if state.returncode != 0 or json.loads(state.stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the container kept running after its poststart hook failed")
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().split(")")[1].split()[0] == "Z"  # at most a zombie not yet reaped
+    except FileNotFoundError:
+        pass
