@@ -284,11 +284,13 @@ def set_oom_score_adj(value: int, pid: int | str = "self") -> None:
         raise SystemError_(msg) from None
 
 
+_personality = libc.personality
+_personality.argtypes = [ctypes.c_ulong]
+
+
 def apply_personality(pers: object) -> None:
     """personality(2) with the domain (flags: runc ignores them with a warning, see :func:`validate`)."""
-    persona = personality_value(pers)
-    libc.personality.argtypes = [ctypes.c_ulong]
-    if libc.personality(persona) == -1:
+    if _personality(personality_value(pers)) == -1:
         err = ctypes.get_errno()
         raise SystemError_(f"unable to set personality {pers.domain}: {os.strerror(err).lower()}")
 
