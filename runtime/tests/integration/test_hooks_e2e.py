@@ -142,9 +142,10 @@ def test_every_hook_runs_in_order_in_its_namespace_with_the_state(bundle):
         assert where[kind] == host_ns, kind
     for kind in ("createContainer", "startContainer"):
         assert where[kind][0] != host_ns[0] and where[kind][1] != host_ns[1], kind
-    # startContainer without env gets the container process's env (runc); others not
+    # hooks without env: in the container, the process's env (as runc); in the runtime, the runtime's
     env_seen = {line[0]: line[3] if len(line) > 3 else "" for line in lines}
-    assert env_seen["startContainer"] == "1" and env_seen["createContainer"] == ""
+    assert env_seen["startContainer"] == "1" and env_seen["createContainer"] == "1"
+    assert env_seen["prestart"] == env_seen["poststart"] == ""
     states = {k: json.loads((bundle.rec / f"{k}.json").read_text()) for k, *_ in lines}
     expected_status = {
         "prestart": "creating",
