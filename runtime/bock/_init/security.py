@@ -180,6 +180,10 @@ def _validate(spec: Spec) -> list[str]:
     from bock._security import process_attrs
 
     warnings = process_attrs.validate(spec.process, spec.linux)
+    if spec.linux.namespace("user") is not None and spec.linux.namespace("user").path:
+        from bock._security.idmap import validate as validate_idmap
+
+        warnings += validate_idmap(spec.linux, spec.mounts)
     if spec.linux.sysctl:
         from bock._security import sysctl
 

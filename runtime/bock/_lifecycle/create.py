@@ -119,6 +119,11 @@ def create(opts: CreateOptions, doc: dict, spec: Spec) -> Container:
     from bock._init.security import Security
 
     security = Security(spec)  # compiles seccomp, parses capabilities: errors before anything exists
+    if security.warnings:  # what runc only warns about (personality flags, a userns path with maps)
+        from bock import _log
+
+        for warning in security.warnings:
+            _log.log.warning(warning)
     bundle = opts.bundle
     rootfs = spec.root.path
     if not rootfs.startswith("/"):

@@ -225,3 +225,10 @@ def test_idmapped_bind_mount_and_time_offsets(userns_bundle):
     assert abs(float(lines[4]) - host_uptime - 3 * 86400) < 30
     created = os.stat(data / "created")
     assert (created.st_uid, created.st_gid) == (0, 0)  # written as container root through the idmap
+
+
+def test_personality_flags_are_ignored_with_a_warning_as_runc(bundle):
+    bundle.config["linux"]["personality"] = {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}
+    out = run(bundle, "uname -m")
+    assert out.stdout.strip() == os.uname().machine
+    assert "level=warning" in out.stderr and "ignoring unsupported personality flags" in out.stderr
