@@ -120,6 +120,9 @@ def validate(linux: object, mounts: list | None = None) -> list[str]:
     return warnings
 
 
+validate_mappings = validate  # the name the issue's brief uses
+
+
 def check_mappings(maps: list, kind: str, *, where: str = "") -> None:
     """What the kernel would refuse with a bare EINVAL: empty ranges, overlaps, too many lines."""
     prefix = f"{where}: " if where else ""

@@ -232,3 +232,23 @@ def test_personality_flags_are_ignored_with_a_warning_as_runc(bundle):
     out = run(bundle, "uname -m")
     assert out.stdout.strip() == os.uname().machine
     assert "level=warning" in out.stderr and "ignoring unsupported personality flags" in out.stderr
+
+
+def test_idmapped_mount_without_a_user_namespace(bundle):
+    data = bundle.path / "plain-data"
+    data.mkdir()
+    (data / "f").write_text("x")
+    bundle.config["mounts"].append(
+        {
+            "destination": "/data",
+            "source": str(data),
+            "type": "bind",
+            "options": ["bind", "ro"],
+            "uidMappings": [{"containerID": 0, "hostID": 4000, "size": 10}],
+            "gidMappings": [{"containerID": 0, "hostID": 5000, "size": 10}],
+        }
+    )
+    out = run(bundle, "stat -c '%u %g' /data/f; touch /data/g 2>&1 || echo read-only")
+    assert out.stdout.splitlines()[0] == "4000 5000"
+    assert out.stdout.splitlines()[-1] == "read-only"
+    assert os.stat(data / "f").st_uid == 0 and not (data / "g").exists()
