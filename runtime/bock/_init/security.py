@@ -105,17 +105,16 @@ class Security:
         apply(sysctl)
 
     def apply_process_attrs(self, process: Process) -> None:
-        """oom_score_adj, rlimits, AppArmor/SELinux exec labels, personality, I/O priority,
-        scheduler; and the CPU affinity reset to all CPUs (runc's tryResetCPUAffinity).
+        """AppArmor/SELinux exec labels, personality, I/O priority, scheduler; and the CPU
+        affinity reset to all CPUs (runc's tryResetCPUAffinity). oom_score_adj and rlimits
+        are set by the parent, as runc does (create._set_oom_score_adj, create._set_rlimits):
+        from inside a user namespace, lowering one or raising the other is never allowed.
 
         execCPUAffinity is for ``exec``'d processes only (config.md: "not applicable to
         the container's init process"), as in runc.
         """
         pa = self.pa
         if pa is not None:
-            if process.oom_score_adj is not None:
-                pa.set_oom_score_adj(process.oom_score_adj)
-            pa.apply_rlimits(process.rlimits)
             if process.apparmor_profile or process.selinux_label:
                 from bock._security import lsm
 
@@ -131,16 +130,6 @@ class Security:
                 pa.apply_cpu_affinity(None, which="reset")
             except Exception:  # runc only warns when the reset fails
                 pass
-        else:
-            resource = self.resource
-            for rl in process.rlimits:
-                kind = getattr(resource, rl.type)
-                try:
-                    resource.setrlimit(kind, (rl.soft, rl.hard))
-                except (ValueError, PermissionError) as err:
-                    raise OSError(
-                        1, f"error setting rlimit type {rl.type}: operation not permitted ({err})"
-                    ) from None
 
     def finalize_credentials(self, process: Process) -> None:
         if self.seccomp is not None and not process.no_new_privileges:

@@ -253,6 +253,12 @@ def _create(
             _write_id_maps(pid1, spec)
         if cgroup is not None:
             cgroup.apply(pid1)
+        if spec.process.oom_score_adj is not None:
+            # runc: written before the init exists (it inherits it) and by the runtime, whose
+            # privileges count: lowering it needs CAP_SYS_RESOURCE in the host's user namespace
+            from bock._security.process_attrs import set_oom_score_adj
+
+            set_oom_score_adj(spec.process.oom_score_adj, pid1)
         sync.send(parent_sock, "go")
         while True:
             verb, payload, fds = sync.recv(parent_sock, want_fds=1)
@@ -265,6 +271,8 @@ def _create(
                 _send_notify(spec, fds, state_for_hooks("creating", init_pid), opts)
                 sync.send(parent_sock, "ok")
             elif verb == "ready":
+                if spec.process.rlimits:
+                    _set_rlimits(init_pid, spec.process.rlimits)
                 break
             elif verb == "error":
                 raise ExecError(f"unable to start container process: {payload}")
@@ -328,6 +336,20 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
     from bock._security.idmap import write_id_maps
 
     write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+
+
+def _set_rlimits(pid: int, rlimits: list) -> None:
+    """As runc: from the runtime, on the ready init (prlimit). Raising a hard limit needs
+    CAP_SYS_RESOURCE in the host's user namespace, which the init of a user-namespaced
+    container never has, and the init's own setup is not limited by the container's limits."""
+    from bock._security.process_attrs import apply_rlimits
+
+    try:
+        apply_rlimits(rlimits, pid)
+    except BockError as err:
+        raise ExecError(
+            f"unable to start container process: error setting rlimits for ready process: {err}"
+        ) from None
 
 
 def _run_parent_hooks(spec: Spec, state: dict, sock) -> None:

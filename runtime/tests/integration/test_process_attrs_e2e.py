@@ -252,3 +252,13 @@ def test_idmapped_mount_without_a_user_namespace(bundle):
     assert out.stdout.splitlines()[0] == "4000 5000"
     assert out.stdout.splitlines()[-1] == "read-only"
     assert os.stat(data / "f").st_uid == 0 and not (data / "g").exists()
+
+
+def test_rlimits_and_oom_score_adj_in_a_user_namespace(userns_bundle):
+    # set by the runtime on the init (runc's way), not from inside the user namespace
+    bundle = userns_bundle
+    _userns(bundle)
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
+    bundle.config["process"]["oomScoreAdj"] = 300
+    out = run(bundle, "ulimit -n; ulimit -H -n; cat /proc/self/oom_score_adj; id -u")
+    assert out.stdout.split() == ["100", "200", "300", "0"]
