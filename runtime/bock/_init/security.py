@@ -11,7 +11,7 @@ import os
 
 from bock._init import sync
 from bock._init.process import switch_user_basic
-from bock._libc import libc
+from bock._libc import check, libc
 from bock._spec.config import Hook, Process, Spec
 
 
@@ -147,7 +147,7 @@ class Security:
         """NNP and (with NNP) seccomp, as late as runc loads them; hand a notify fd to the parent."""
         process = self.spec.process
         if process.no_new_privileges:
-            libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            check(libc.prctl(38, 1, 0, 0, 0), "prctl(SET_NO_NEW_PRIVS)")
             if self.seccomp is not None:
                 self._load_seccomp()
         fd = self._notify_fd
