@@ -31,7 +31,7 @@ class Security:
         "warnings",
     )
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, seccomp_cache: str | None = None) -> None:
         self.spec = spec
         self.caps = None
         self.seccomp = None
@@ -59,7 +59,6 @@ class Security:
             from bock._security import hooks  # noqa: F401 - preload
         if process is not None and (process.apparmor_profile or process.selinux_label):
             from bock._security import lsm  # noqa: F401 - preload: applied after pivot_root
-        # _security TODO(seccaps): CapSets.from_spec(process.capabilities); SeccompFilter.compile(...)
         if process is not None and process.capabilities is not None:
             try:
                 from bock._security.caps import CapSets
@@ -67,6 +66,10 @@ class Security:
                 CapSets = None
             if CapSets is not None:
                 self.caps = CapSets.from_spec(process.capabilities)
+                if self.caps.ignored:  # runc: logrus.Warn, before anything is created
+                    from bock._log import log
+
+                    log.warning(self.caps.warning())
         if spec.linux.seccomp is not None:
             try:
                 from bock._security.seccomp import SeccompFilter
@@ -75,7 +78,14 @@ class Security:
                 from bock.errors import ConfigError
 
                 raise ConfigError("seccomp is not supported by this build of bock") from None
-            self.seccomp = SeccompFilter.compile(LinuxSeccomp.from_json(spec.linux.seccomp))
+            self.seccomp = SeccompFilter.compile(
+                LinuxSeccomp.from_json(spec.linux.seccomp), cache_dir=seccomp_cache
+            )
+            if self.seccomp.ignored:
+                from bock._log import log
+
+                for name in self.seccomp.ignored:  # runc: logrus.Debugf
+                    log.debug(f"unknown seccomp syscall {name!r} ignored")
 
     # -- idmapped mounts: made by the parent in the host namespaces, attached by the init --
     def prepare_mounts(self, bundle: str) -> None:
@@ -137,7 +147,9 @@ class Security:
         if self._finalize is None:
             switch_user_basic(process)
             return
-        self._finalize(process.user, self.caps, no_new_privileges=process.no_new_privileges)
+        from bock._log import log
+
+        self._finalize(process.user, self.caps, no_new_privileges=process.no_new_privileges, warn=log.warning)
 
     def _load_seccomp(self) -> None:
         fd = self.seccomp.load()

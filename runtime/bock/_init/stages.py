@@ -216,6 +216,11 @@ def _init(ctx: InitContext) -> None:
         raise OSError(err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror}')
     if process.user.umask is not None:
         os.umask(process.user.umask)
+    if process.rlimits:
+        # runc: the runtime sets them (prlimit) while the init is still root, before it
+        # drops its credentials; raising a hard limit counts the runtime's privileges.
+        sync.send(ctx.sync, "rlimits")
+        sync.expect(ctx.sync, "ok")
     sec.finalize_credentials(process)
     if chdir_later:
         os.chdir(process.cwd)

@@ -270,9 +270,9 @@ def _create(
             elif verb == "seccomp":
                 _send_notify(spec, fds, state_for_hooks("creating", init_pid), opts)
                 sync.send(parent_sock, "ok")
+            elif verb == "rlimits":
+                _set_rlimits(init_pid, spec.process.rlimits, parent_sock)
             elif verb == "ready":
-                if spec.process.rlimits:
-                    _set_rlimits(init_pid, spec.process.rlimits)
                 break
             elif verb == "error":
                 raise ExecError(f"unable to start container process: {payload}")
@@ -338,18 +338,19 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
     write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
 
 
-def _set_rlimits(pid: int, rlimits: list) -> None:
-    """As runc: from the runtime, on the ready init (prlimit). Raising a hard limit needs
-    CAP_SYS_RESOURCE in the host's user namespace, which the init of a user-namespaced
-    container never has, and the init's own setup is not limited by the container's limits."""
+def _set_rlimits(pid: int, rlimits: list, sock) -> None:
+    """As runc: from the runtime, by prlimit on the init, which asks for them once set up and
+    before it drops its credentials. Raising a hard limit needs CAP_SYS_RESOURCE in the host's
+    user namespace, which the init of a user-namespaced container never has."""
     from bock._security.process_attrs import apply_rlimits
 
     try:
         apply_rlimits(rlimits, pid)
     except BockError as err:
-        raise ExecError(
-            f"unable to start container process: error setting rlimits for ready process: {err}"
-        ) from None
+        msg = f"error setting rlimits for ready process: {err}"
+        sync.send(sock, "error", msg)
+        raise ExecError(f"unable to start container process: {msg}") from None
+    sync.send(sock, "ok")
 
 
 def _run_parent_hooks(spec: Spec, state: dict, sock) -> None:

@@ -247,8 +247,7 @@ def apply_rlimits(rlimits: list, pid: int = 0) -> None:
             msg = f"error setting rlimit type {rl.type}: {os.strerror(err).lower()}"
             if err == 1:  # EPERM
                 old = _Rlimit()
-                _prlimit(pid, number, None, ctypes.byref(old))
-                if rl.hard > old.rlim_max:
+                if _prlimit(pid, number, None, ctypes.byref(old)) == 0 and rl.hard > old.rlim_max:
                     msg += (
                         f" (raising the hard limit from {_rlim_text(old.rlim_max)} to"
                         f" {_rlim_text(rl.hard)} needs CAP_SYS_RESOURCE)"

@@ -262,3 +262,12 @@ def test_rlimits_and_oom_score_adj_in_a_user_namespace(userns_bundle):
     bundle.config["process"]["oomScoreAdj"] = 300
     out = run(bundle, "ulimit -n; ulimit -H -n; cat /proc/self/oom_score_adj; id -u")
     assert out.stdout.split() == ["100", "200", "300", "0"]
+
+
+def test_rlimits_for_a_non_root_user(bundle):
+    # set while the init is still root: a prlimit on a process of another uid would need
+    # CAP_SYS_RESOURCE, which this host's root lacks
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 50, "hard": 60}]
+    out = run(bundle, "ulimit -n; ulimit -H -n; id -u")
+    assert out.stdout.split() == ["50", "60", "1000"]
