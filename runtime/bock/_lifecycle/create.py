@@ -179,19 +179,17 @@ def _create(
     from bock._libc import libc
 
     fifo_path = os.path.join(state_dir, FIFO)
-    os.mkfifo(fifo_path, 0o622)
-    if spec.linux.namespace("user") is not None and spec.linux.uid_mappings:
-        # runc: the container's root must be able to open the fifo for writing
-        from bock._security.idmap import host_id
-
-        os.chown(
-            fifo_path,
-            host_id(spec.linux.uid_mappings, 0) or 0,
-            host_id(spec.linux.gid_mappings, 0) or 0,
-        )
+    old = os.umask(0)  # runc: the fifo is 0622 whatever the caller's umask
+    try:
+        os.mkfifo(fifo_path, 0o622)
+    finally:
+        os.umask(old)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = _console_fd(opts, spec)
     new_flags, join, join_user, new_user = _namespaces(spec)
+
+    if new_user and spec.linux.uid_mappings:
+        _chown_to_container_root(fifo_path, spec)
     cgroup = _cgroup_manager(opts, spec)
     cleanup.cgroup = cgroup
     parent_sock, child_sock = sync.socketpair()
@@ -336,6 +334,13 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
     from bock._security.idmap import write_id_maps
 
     write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+
+
+def _chown_to_container_root(path: str, spec: Spec) -> None:
+    """runc chowns the exec fifo to the container's root (the host ids its 0 maps to)."""
+    from bock._security.idmap import host_id
+
+    os.chown(path, host_id(spec.linux.uid_mappings, 0) or 0, host_id(spec.linux.gid_mappings, 0) or 0)
 
 
 def _set_rlimits(pid: int, rlimits: list, sock) -> None:
