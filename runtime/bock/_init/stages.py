@@ -231,13 +231,7 @@ def _init(ctx: InitContext) -> None:
     ctx.sync.close()
     # Blocks until `bock start` opens the fifo for reading. The fd stays open (close-on-exec):
     # `start` reads until EOF, which comes exactly when execve succeeds.
-    if userns:
-        # Non-dumpable, our /proc/self belongs to the host's root, which the container's
-        # root is not: EACCES. Dumpable just for this open (no container process exists yet).
-        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    if userns:
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     os.close(ctx.fifo_fd)
     os.write(fifo, b"0")
     try:
