@@ -36,7 +36,18 @@ class Logger:
         if path:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
+    def for_container_init(self) -> int | None:
+        """In the container init, stderr is the container's: log to the file or nowhere.
+
+        Returns the fd the init must keep open (close-on-exec), if any."""
+        if self.fd == 2:
+            self.fd = -1
+            return None
+        return self.fd
+
     def _emit(self, level: str, msg: str) -> None:
+        if self.fd < 0:
+            return
         if self.fmt == "json":
             line = _jsonlite.dumps({"level": level, "msg": msg, "time": _now()})
         else:

@@ -47,6 +47,18 @@ def _mount_at(sys: s.LinuxSyscalls, rootfs: str, dest: str, source, fstype, flag
         os.close(fd)
 
 
+def _attach_at(rootfs: str, dest: str, mount_fd: int) -> None:
+    """move_mount a detached (idmapped) mount onto ``dest`` through an O_PATH fd."""
+    from bock._security.idmap import move_mount
+
+    fd = open_in_root(rootfs, dest)
+    try:
+        move_mount(mount_fd, target_fd=fd)
+    finally:
+        os.close(fd)
+        os.close(mount_fd)
+
+
 def _create_mountpoint(rootfs: str, dest: str, source_is_dir: bool) -> str:
     """Create the mount point for ``dest`` inside rootfs: a directory, or an empty file."""
     if source_is_dir:
@@ -85,15 +97,20 @@ def _make_parent_private(sys: s.LinuxSyscalls, rootfs: str) -> None:
         sys.mount(None, best, None, s.MS_PRIVATE, None)
 
 
-def mount_all(sys: s.LinuxSyscalls, spec: Spec, rootfs: str, bundle: str, cgroup_mount) -> None:
-    for m in spec.mounts:
-        mount_one(sys, m, rootfs, bundle, cgroup_mount)
+def mount_all(
+    sys: s.LinuxSyscalls, spec: Spec, rootfs: str, bundle: str, cgroup_mount, mount_fds: dict | None = None
+) -> None:
+    """``mount_fds``: {index in spec.mounts: detached idmapped mount} made by the parent."""
+    for i, m in enumerate(spec.mounts):
+        mount_one(sys, m, rootfs, bundle, cgroup_mount, (mount_fds or {}).get(i))
 
 
-def mount_one(sys: s.LinuxSyscalls, m: Mount, rootfs: str, bundle: str, cgroup_mount=None) -> None:
+def mount_one(
+    sys: s.LinuxSyscalls, m: Mount, rootfs: str, bundle: str, cgroup_mount=None, mount_fd: int | None = None
+) -> None:
     opts = mountopts.parse(m.options)
-    if opts.extensions & {"idmap", "ridmap"} or m.uid_mappings or m.gid_mappings:
-        raise RootfsError(f"mount {m.destination}: idmapped mounts are not supported yet")
+    if mount_fd is None and (opts.extensions & {"idmap", "ridmap"} or m.uid_mappings or m.gid_mappings):
+        raise RootfsError(f"mount {m.destination}: idmapped mount was not prepared")
     dest_in = m.destination
     if not dest_in.startswith("/"):
         dest_in = "/" + dest_in  # runc: relative destinations are relative to the rootfs
@@ -112,7 +129,10 @@ def mount_one(sys: s.LinuxSyscalls, m: Mount, rootfs: str, bundle: str, cgroup_m
             ) from None
         dest = _create_mountpoint(rootfs, dest_in, stat.S_ISDIR(st.st_mode))
         flags = opts.flags | s.MS_BIND
-        _mount_at(sys, rootfs, dest, source, "bind", flags & (s.MS_BIND | s.MS_REC), None)
+        if mount_fd is not None:
+            _attach_at(rootfs, dest, mount_fd)
+        else:
+            _mount_at(sys, rootfs, dest, source, "bind", flags & (s.MS_BIND | s.MS_REC), None)
         extra = flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
         if extra:
             remount_bind(sys, rootfs, dest, extra)

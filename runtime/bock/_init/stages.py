@@ -83,9 +83,17 @@ def stage1(ctx: InitContext) -> None:
             sys.unshare(ctx.new_flags)
         if ctx.new_flags & s.CLONE_NEWTIME and ctx.spec.linux.time_offsets:
             _write_time_offsets(ctx.spec)
+        # stage 2 says nothing on the shared socket before stage 1 has sent its pid (the
+        # parent would otherwise see "hooks"/"ready" with no pid): it waits for EOF on a
+        # pipe whose write end only stage 1 holds.
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(hold_w)
+            os.read(hold_r, 1)
+            os.close(hold_r)
             stage2(ctx)
+        os.close(hold_r)
         sync.send(ctx.sync, "pid", str(pid))
         os._exit(0)
     except BaseException as err:
@@ -93,17 +101,21 @@ def stage1(ctx: InitContext) -> None:
 
 
 def _write_time_offsets(spec: Spec) -> None:
-    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
-    lines = [f"{clocks[k]} {v.secs} {v.nanosecs}" for k, v in spec.linux.time_offsets.items() if k in clocks]
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    # after unshare(CLONE_NEWTIME), before the init is forked into the namespace
+    from bock._security.idmap import write_time_offsets
+
+    write_time_offsets("self", spec.linux.time_offsets)
 
 
 def _keep_only_fds(ctx: InitContext) -> None:
     """Close every inherited fd that the container must not get (containerd leaks fd 3)."""
-    keep = {ctx.sync.fileno(), ctx.fifo_fd}
+    from bock._log import log
+
+    keep = {ctx.sync.fileno(), ctx.fifo_fd, log.for_container_init()}
     if ctx.console_fd is not None:
         keep.add(ctx.console_fd)
+    if ctx.security is not None:
+        keep.update(ctx.security.mount_fds.values())  # idmapped mounts, attached by mount_all
     first_free = 3 + (ctx.preserve_fds or 0)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
@@ -151,8 +163,9 @@ def _init(ctx: InitContext) -> None:
     linux = spec.linux
     userns = ctx.new_user or ctx.join_user is not None
     rootfs = ctx.rootfs
+    os.umask(0)  # mount points and device nodes get exactly the modes asked for (as runc)
     rfs.prepare_root(sys, spec, rootfs)
-    rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx))
+    rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx), ctx.security.mount_fds)
     if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
         rfs.setup_dev(sys, spec, rootfs, userns)
     if ctx.parent_hooks:
@@ -204,8 +217,12 @@ def _init(ctx: InitContext) -> None:
         chdir_later = True
     except OSError as err:
         raise OSError(err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror}')
-    if process.user.umask is not None:
-        os.umask(process.user.umask)
+    os.umask(process.user.umask if process.user.umask is not None else 0o022)
+    if process.rlimits:
+        # runc: the runtime sets them (prlimit) while the init is still root, before it
+        # drops its credentials; raising a hard limit counts the runtime's privileges.
+        sync.send(ctx.sync, "rlimits")
+        sync.expect(ctx.sync, "ok")
     sec.finalize_credentials(process)
     if chdir_later:
         os.chdir(process.cwd)
@@ -224,7 +241,7 @@ def _init(ctx: InitContext) -> None:
             sec.run_hooks(
                 spec.hooks.start_container, ctx.state_for_hooks("created", os.getpid()), "startContainer"
             )
-        sec.before_exec(process)
+        sec.before_exec(process)  # (the init: execCPUAffinity does not apply, see Security)
         close_fds_from(3 + (ctx.preserve_fds or 0))
         os.execve(exe, process.args, env)
     except BaseException as err:

@@ -59,17 +59,18 @@ def check_spec(spec: Spec) -> None:
         raise ConfigError("config.json: hostname: unable to set hostname without a private UTS namespace")
     if spec.domainname and "uts" not in seen:
         raise ConfigError("config.json: domainname: unable to set domainname without a private UTS namespace")
+    # id mappings, time offsets, idmapped mounts: runc's rules and wording
     linux = spec.linux
-    if (linux.uid_mappings or linux.gid_mappings) and "user" not in seen:
-        raise ConfigError(
-            "config.json: linux.uidMappings: user namespace mappings specified, but user namespace isn't enabled"
+    if (
+        linux.uid_mappings
+        or linux.gid_mappings
+        or linux.time_offsets
+        or seen & {"user", "time"}
+        or any(
+            m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
+            for m in spec.mounts
         )
-    userns = linux.namespace("user")
-    if userns is not None and userns.path is None and not (linux.uid_mappings and linux.gid_mappings):
-        raise ConfigError(
-            "config.json: linux.uidMappings: user namespaces enabled, but no user mappings found"
-        )
-    if linux.time_offsets and "time" not in seen:
-        raise ConfigError(
-            "config.json: linux.timeOffsets: time offsets specified, but time namespace isn't enabled"
-        )
+    ):
+        from bock._security.idmap import validate as validate_idmap
+
+        validate_idmap(linux, spec.mounts)

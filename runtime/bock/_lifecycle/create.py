@@ -119,6 +119,11 @@ def create(opts: CreateOptions, doc: dict, spec: Spec) -> Container:
     from bock._init.security import Security
 
     security = Security(spec)  # compiles seccomp, parses capabilities: errors before anything exists
+    if security.warnings:  # what runc only warns about (personality flags, a userns path with maps)
+        from bock import _log
+
+        for warning in security.warnings:
+            _log.log.warning(warning)
     bundle = opts.bundle
     rootfs = spec.root.path
     if not rootfs.startswith("/"):
@@ -157,9 +162,9 @@ class _Cleanup:
             kill_and_wait(pid, None)
         if self.cgroup is not None:
             try:
-                self.cgroup.destroy()
-            except OSError:
-                pass
+                self.cgroup.destroy()  # also the parents its create() made
+            except (OSError, BockError):
+                pass  # the error being reported is the create's, not this one
         from bock._fsutil import rmtree
 
         try:
@@ -174,10 +179,17 @@ def _create(
     from bock._libc import libc
 
     fifo_path = os.path.join(state_dir, FIFO)
-    os.mkfifo(fifo_path, 0o622)
+    old = os.umask(0)  # runc: the fifo is 0622 whatever the caller's umask
+    try:
+        os.mkfifo(fifo_path, 0o622)
+    finally:
+        os.umask(old)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = _console_fd(opts, spec)
     new_flags, join, join_user, new_user = _namespaces(spec)
+
+    if new_user and spec.linux.uid_mappings:
+        _chown_to_container_root(fifo_path, spec)
     cgroup = _cgroup_manager(opts, spec)
     cleanup.cgroup = cgroup
     parent_sock, child_sock = sync.socketpair()
@@ -214,11 +226,15 @@ def _create(
         state_for_hooks=state_for_hooks,
         console_mod=_console_module(spec),
     )
+    security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    pid1 = os.fork()
-    if pid1 == 0:
-        parent_sock.close()
-        stage1(ctx)
+    try:
+        pid1 = os.fork()
+        if pid1 == 0:
+            parent_sock.close()
+            stage1(ctx)
+    finally:
+        security.close_mount_fds()  # the init has its copies
     cleanup.pids.append(pid1)
     child_sock.close()
     os.close(fifo_fd)
@@ -235,6 +251,12 @@ def _create(
             _write_id_maps(pid1, spec)
         if cgroup is not None:
             cgroup.apply(pid1)
+        if spec.process.oom_score_adj is not None:
+            # runc: written before the init exists (it inherits it) and by the runtime, whose
+            # privileges count: lowering it needs CAP_SYS_RESOURCE in the host's user namespace
+            from bock._security.process_attrs import set_oom_score_adj
+
+            set_oom_score_adj(spec.process.oom_score_adj, pid1)
         sync.send(parent_sock, "go")
         while True:
             verb, payload, fds = sync.recv(parent_sock, want_fds=1)
@@ -246,6 +268,8 @@ def _create(
             elif verb == "seccomp":
                 _send_notify(spec, fds, state_for_hooks("creating", init_pid), opts)
                 sync.send(parent_sock, "ok")
+            elif verb == "rlimits":
+                _set_rlimits(init_pid, spec.process.rlimits, parent_sock)
             elif verb == "ready":
                 break
             elif verb == "error":
@@ -302,20 +326,36 @@ def _cgroup_manager(opts: CreateOptions, spec: Spec):
         from bock._spec.resources import LinuxResources
 
         resources = LinuxResources.from_json(spec.linux.resources)
-    manager.create(resources)
+    manager.create(resources, device_paths=[d.path for d in spec.linux.devices])
     return manager
 
 
 def _write_id_maps(pid: int, spec: Spec) -> None:
-    linux = spec.linux
+    from bock._security.idmap import write_id_maps
 
-    def fmt(maps) -> str:
-        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+    write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
 
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(fmt(linux.uid_mappings))
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(fmt(linux.gid_mappings))
+
+def _chown_to_container_root(path: str, spec: Spec) -> None:
+    """runc chowns the exec fifo to the container's root (the host ids its 0 maps to)."""
+    from bock._security.idmap import host_id
+
+    os.chown(path, host_id(spec.linux.uid_mappings, 0) or 0, host_id(spec.linux.gid_mappings, 0) or 0)
+
+
+def _set_rlimits(pid: int, rlimits: list, sock) -> None:
+    """As runc: from the runtime, by prlimit on the init, which asks for them once set up and
+    before it drops its credentials. Raising a hard limit needs CAP_SYS_RESOURCE in the host's
+    user namespace, which the init of a user-namespaced container never has."""
+    from bock._security.process_attrs import apply_rlimits
+
+    try:
+        apply_rlimits(rlimits, pid)
+    except BockError as err:
+        msg = f"error setting rlimits for ready process: {err}"
+        sync.send(sock, "error", msg)
+        raise ExecError(f"unable to start container process: {msg}") from None
+    sync.send(sock, "ok")
 
 
 def _run_parent_hooks(spec: Spec, state: dict, sock) -> None:
