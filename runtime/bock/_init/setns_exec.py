@@ -28,7 +28,6 @@ class ExecContext:
         "console_fd",
         "console_mod",
         "env",
-        "lsm",
         "ns_fds",
         "preserve_fds",
         "process",
@@ -56,10 +55,28 @@ def _fail(ctx: ExecContext, err: BaseException) -> None:
     os._exit(1)
 
 
+def _host_side_attrs(ctx: ExecContext) -> None:
+    """What needs the host's user namespace (as runc's parent does with prlimit): rlimits,
+    oom_score_adj; and execCPUAffinity.initial, before joining the cgroup. Inherited by
+    the grandchild across fork."""
+    process = ctx.process
+    pa = ctx.security.pa
+    if pa is None:
+        return
+    if process.rlimits:
+        pa.apply_rlimits(process.rlimits)
+    if process.oom_score_adj is not None:
+        pa.set_oom_score_adj(process.oom_score_adj)
+    aff = process.exec_cpu_affinity
+    if aff is not None and aff.initial:
+        pa.apply_cpu_affinity(aff.initial, which="initial")
+
+
 def child(ctx: ExecContext) -> None:
     """The first child: cgroups, setns, fork; reports the grandchild's host pid."""
     try:
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # CVE-2019-5736: until execve
+        _host_side_attrs(ctx)
         for path in ctx.cgroup_procs:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -91,42 +108,6 @@ def child(ctx: ExecContext) -> None:
         _fail(ctx, err)
 
 
-def _write_attr(names: tuple[str, ...], value: str) -> None:
-    last: OSError | None = None
-    for name in names:
-        try:
-            fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC)
-        except OSError as err:
-            last = err
-            continue
-        try:
-            os.write(fd, value.encode())
-            return
-        finally:
-            os.close(fd)
-    raise OSError(
-        last.errno if last else 1, f"cannot set LSM label {value!r}: {last.strerror if last else ''}"
-    )
-
-
-def _apply_lsm(ctx: ExecContext) -> None:
-    process = ctx.process
-    lsm = ctx.lsm
-    if process.apparmor_profile:
-        if lsm is not None:
-            lsm.apply_apparmor(process.apparmor_profile)
-        else:
-            _write_attr(
-                ("/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"),
-                "exec " + process.apparmor_profile,
-            )
-    if process.selinux_label:
-        if lsm is not None:
-            lsm.apply_selinux_label(process.selinux_label)
-        else:
-            _write_attr(("/proc/thread-self/attr/exec",), process.selinux_label)
-
-
 def grandchild(ctx: ExecContext) -> None:
     """The process that becomes the user's command, inside the container."""
     try:
@@ -143,8 +124,7 @@ def grandchild(ctx: ExecContext) -> None:
             os.close(ctx.console_fd)
             console.make_controlling(slave)
             os.close(slave)
-        sec.apply_process_attrs(process)
-        _apply_lsm(ctx)
+        sec.apply_process_attrs(process)  # LSM exec labels, personality, I/O priority, scheduler
         try:
             os.chdir(process.cwd)
             chdir_later = False
@@ -172,6 +152,7 @@ def grandchild(ctx: ExecContext) -> None:
             except OSError:
                 pass
         close_fds_from(first)
+        sec.before_exec(process, exec_process=True)
         os.execve(exe, process.args, env)
     except BaseException as err:
         _fail(ctx, err)

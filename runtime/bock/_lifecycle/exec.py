@@ -253,16 +253,6 @@ def _security_for(container: Container, process: Process):
     return Security(spec)
 
 
-def _lsm_module(process: Process):
-    if not (process.apparmor_profile or process.selinux_label):
-        return None
-    try:
-        from bock._security import lsm
-    except ImportError:
-        return None
-    return lsm
-
-
 def _console(opts: ExecOptions, process: Process):
     """(fd for the grandchild, our end for a foreground terminal or None)."""
     if opts.detach and process.terminal and not opts.console_socket:
@@ -315,7 +305,6 @@ def exec_process(container: Container, process: Process, opts: ExecOptions) -> i
         console_fd=console_fd,
         console_mod=console_mod,
         env=env_dict(process.env),
-        lsm=_lsm_module(process),
         ns_fds=ns_fds,
         preserve_fds=opts.preserve_fds,
         process=process,
