@@ -124,3 +124,34 @@ def test_failing_create_reaches_ctr(ctr_run):
         'unable to start container process: exec: "/nonexistent": stat /nonexistent: no such file or directory'
         in out.stderr
     )
+
+
+def test_detached_tty_and_exec_tty(containerd, busybox_image, runtime, runtime_path):
+    """``exec --console-socket --detach``: the shim receives the pty master after the call."""
+    cid = _id()
+    flags = " ".join(containerd.run_flags(runtime, runtime_path))
+    ctr = f"ctr -a {containerd.sock} -n t"
+    fifo = f"--fifo-dir {containerd.base}/fifo"
+
+    def pty(cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["script", "-qec", cmd, "/dev/null"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    try:
+        out = pty(f"{ctr} run -d -t {flags} {busybox_image['name']} {cid} sleep 100000")
+        assert out.returncode == 0, out.stdout + out.stderr
+        out = pty(f"{ctr} task exec -t {fifo} --exec-id e3 {cid} sh -c 'tty; exit 6'")
+        assert out.returncode == 6, out.stdout + out.stderr
+        assert "/dev/pts/" in out.stdout
+    finally:
+        containerd.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+        for _ in range(50):
+            if containerd.ctr("task", "delete", cid, check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        containerd.ctr("container", "delete", cid, check=False)

@@ -200,3 +200,80 @@ def test_checkpoint_is_refused(runtime_path, runtime):
     assert out.returncode != 0  # podman's probe: exit 0 would mean "supports checkpoint"
     out = subprocess.run([runtime_path, "restore", "x"], capture_output=True, text=True)
     assert out.returncode == 1 and "not supported" in out.stderr
+
+
+def test_exec_preserve_fds(bundle, tmp_path):
+    cid = bundle.start_container()
+    src = tmp_path / "shared.txt"
+    src.write_text("through-fd-3\n")
+    # fd 3 of the runtime is set by a shell in the child only (pytest-xdist uses our own fd 3)
+    inner = "cat <&3; ls /proc/self/fd"
+    cmd = f"exec 3<{src}; exec {bundle.runtime} --root {bundle.root} exec --preserve-fds 1 {cid} sh -c '{inner}'"
+    out = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[0] == "through-fd-3"
+    assert "3" in lines[1:] and "5" not in lines[1:]
+
+
+def test_exec_cgroup_subpath_and_ignore_paused(bundle, require_cgroups, tmp_path):
+    cid = bundle.start_container()
+    sub = f"/sys/fs/cgroup/pids/{cid}/sub"
+    os.mkdir(sub)
+    try:
+        pid_file = tmp_path / "p.pid"
+        bundle.rt(
+            "exec",
+            "-d",
+            "--cgroup",
+            "pids:sub",
+            "--pid-file",
+            str(pid_file),
+            cid,
+            "sleep",
+            "50",
+            detached=True,
+        )
+        assert f":pids:/{cid}/sub\n" in _cgroups(int(pid_file.read_text()))
+        assert f":memory:/{cid}\n" in _cgroups(int(pid_file.read_text()))
+        out = bundle.rt("exec", "--cgroup", "pids:nothere", cid, "true", check=False)
+        assert out.returncode == 255
+        out = bundle.rt("exec", "--cgroup", "nothere:/", cid, "true", check=False)
+        assert out.returncode == 255
+        bundle.rt("pause", cid)
+        refused = bundle.rt("exec", "-d", cid, "true", check=False, detached=True)
+        assert refused.returncode == 255 and "paused" in refused.stderr
+        # allowed with --ignore-paused: the process joins the frozen cgroup and starts on resume
+        late = subprocess.Popen(
+            [bundle.runtime, "--root", bundle.root, "exec", "-d", "--ignore-paused", cid, "true"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.5)
+        bundle.rt("resume", cid)
+        assert late.wait(20) == 0
+        os.kill(int(pid_file.read_text()), 9)
+    finally:
+        bundle.rt("kill", cid, "9", check=False)
+        time.sleep(0.3)
+
+
+def test_events_interval_streams_stats_and_oom(bundle, require_cgroups):
+    bundle.config["linux"].setdefault("resources", {})["memory"] = {"limit": 16 << 20, "swap": 16 << 20}
+    cid = bundle.start_container()
+    proc = subprocess.Popen(
+        [bundle.runtime, "--root", bundle.root, "events", "--interval", "200ms", cid],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["type"] == "stats" and first["id"] == cid
+        # allocate past the limit inside the container: the kernel OOM-kills the shell
+        bundle.rt("exec", cid, "tail", "/dev/zero", check=False)  # no newline: tail's buffer grows
+        kinds = set()
+        deadline = time.monotonic() + 10
+        while "oom" not in kinds and time.monotonic() < deadline:
+            kinds.add(json.loads(proc.stdout.readline())["type"])
+        assert "oom" in kinds
+    finally:
+        proc.kill()
+        proc.wait()

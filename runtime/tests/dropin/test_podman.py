@@ -83,3 +83,20 @@ def test_missing_binary_exits_127(pm):
     out = pm("run", "--rm", *pm.sec, *NONET, pm.image, "/nonexistent")
     assert out.returncode == 127, out.stderr
     assert "no such file or directory" in out.stderr
+
+
+def test_exec_tty_through_conmon(pm, podman, runtime_path):
+    name = pm.name()
+    out = pm("run", "-d", *pm.sec, *NONET, "--name", name, pm.image, "sleep", "100000")
+    assert out.returncode == 0, out.stderr
+    argv = podman.argv(runtime_path, "exec", "-it", name, "sh", "-c", "tty; exit 9")
+    env = " ".join(f"{k}={v}" for k, v in podman.env().items())
+    out = subprocess.run(
+        ["script", "-qec", "env -i " + env + " " + " ".join(argv), "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 9, out.stdout + out.stderr
+    assert "/dev/pts/" in out.stdout
