@@ -99,7 +99,7 @@ def test_ps_pause_resume_metrics(containerd, ctr_run, require_cgroups):
 def test_tty(containerd, busybox_image, runtime, runtime_path):
     cid = _id()
     flags = " ".join(containerd.run_flags(runtime, runtime_path))
-    cmd = f"ctr -a {containerd.sock} -n t run --rm -t {flags} {busybox_image['name']} {cid} sh -c 'tty; echo tty-ok'"
+    cmd = f"ctr -a {containerd.sock} -n t run --rm -t {flags} {busybox_image['name']} {cid} sh -c 'sleep 0.5; tty; echo tty-ok'"  # ctr attaches late
     try:
         out = subprocess.run(
             ["script", "-qec", cmd, "/dev/null"],
