@@ -93,6 +93,15 @@ def _parse_id(value: str, what: str) -> int:
 def process_from_args(config: dict, args: list[str], **flags: object) -> Process:
     """runc's getProcess: the container's process with the command line's overrides."""
     process = Process.from_json(dict(config.get("process") or {}))
+    process.env = list(process.env)  # the lists are shared with the container's config
+    process.user.additional_gids = list(process.user.additional_gids)
+    if process.capabilities is not None:
+        from bock._spec.config import Capabilities
+
+        c = process.capabilities
+        process.capabilities = Capabilities(
+            **{k: list(getattr(c, k)) for k in ("bounding", "effective", "inheritable", "permitted", "ambient")}
+        )
     process.args = list(args)
     process.terminal = bool(flags.get("tty"))
     if flags.get("cwd"):
