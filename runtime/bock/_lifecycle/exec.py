@@ -100,7 +100,10 @@ def process_from_args(config: dict, args: list[str], **flags: object) -> Process
 
         c = process.capabilities
         process.capabilities = Capabilities(
-            **{k: list(getattr(c, k)) for k in ("bounding", "effective", "inheritable", "permitted", "ambient")}
+            **{
+                k: list(getattr(c, k))
+                for k in ("bounding", "effective", "inheritable", "permitted", "ambient")
+            }
         )
     process.args = list(args)
     process.terminal = bool(flags.get("tty"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bock._lifecycle.events import parse_duration
 from bock._lifecycle.exec import _parse_cgroup_flags, process_from_args
 from bock._lifecycle.update import merge, ram_in_bytes, resources_from_flags
@@ -48,7 +47,10 @@ def test_update_flags_map_to_linux_resources():
 
 def test_merge_keeps_untouched_keys():
     old = {"memory": {"limit": 1, "swap": 2}, "devices": [{"allow": False}]}
-    assert merge(old, {"memory": {"limit": 5}}) == {"memory": {"limit": 5, "swap": 2}, "devices": [{"allow": False}]}
+    assert merge(old, {"memory": {"limit": 5}}) == {
+        "memory": {"limit": 5, "swap": 2},
+        "devices": [{"allow": False}],
+    }
 
 
 def test_cgroup_flag_forms():
