@@ -277,3 +277,19 @@ def test_events_interval_streams_stats_and_oom(bundle, require_cgroups):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_exec_joins_the_user_namespace(bundle):
+    os.chmod(os.path.dirname(bundle.dir), 0o755)  # mkdtemp's 0700 would stop the mapped root
+    linux = bundle.config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["type"] != "cgroup"]
+    cid = bundle.start_container()
+    init = _init_pid(bundle, cid)
+    out = bundle.rt("exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user")
+    lines = out.stdout.split("\n")
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", "100000", "65536"]
+    assert lines[2] == os.readlink(f"/proc/{init}/ns/user")
