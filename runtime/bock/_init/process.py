@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import stat
 
-from bock._spec.config import Process
 from bock.errors import ExecError
 
 
@@ -49,14 +48,6 @@ def look_path(name: str, env: dict[str, str]) -> str:
         if _executable(candidate) is None:
             return candidate
     raise ExecError(f'exec: "{name}": executable file not found in $PATH')
-
-
-def switch_user_basic(process: Process) -> None:
-    """setgroups/setresgid/setresuid without capability handling (used without _security)."""
-    user = process.user
-    os.setgroups(user.additional_gids)
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
 
 
 def close_fds_from(first: int) -> None:

@@ -313,11 +313,8 @@ def _console_module(spec: Spec):
 
 
 def _cgroup_manager(opts: CreateOptions, spec: Spec):
-    # _cgroups TODO(cgroups): CgroupManager.for_container(...).create(resources)
-    try:
-        from bock._cgroups import CgroupManager
-    except ImportError:
-        return None
+    from bock._cgroups import CgroupManager
+
     manager = CgroupManager.for_container(
         opts.cid, spec.linux.cgroups_path, systemd=opts.systemd, rootless=opts.rootless == "true"
     )
