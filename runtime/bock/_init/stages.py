@@ -15,7 +15,7 @@ from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
 from bock._init.mountopts import PROPAGATION
-from bock._init.process import close_fds_from, env_dict, look_path
+from bock._init.process import close_fds_from, env_dict, look_path, refuse_runtime_exe
 from bock._libc import libc
 from bock._spec.config import Spec
 
@@ -228,6 +228,7 @@ def _init(ctx: InitContext) -> None:
         os.chdir(process.cwd)
     env = env_dict(process.env)
     exe = look_path(process.args[0], env)
+    refuse_runtime_exe(exe)
     sec.before_ready(ctx.sync)
     sync.send(ctx.sync, "ready")
     ctx.sync.close()
