@@ -34,6 +34,31 @@ from .errors import AuthError, DigestMismatch, ImageError, NotFound, RegistryErr
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 CHUNK = 1 << 20
 SOURCE_ANNOTATION = "io.bock.image.source"
+SOURCE_DIGEST_ANNOTATION = "io.bock.image.source-digest"
+_DOCKER_TO_OCI = {
+    _media.DOCKER_MANIFEST: _media.OCI_MANIFEST,
+    _media.DOCKER_CONFIG: _media.OCI_CONFIG,
+    _media.DOCKER_LAYER_GZIP: _media.OCI_LAYER_GZIP,
+    _media.DOCKER_FOREIGN_GZIP: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def docker_to_oci(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Docker schema2 manifest -> OCI manifest with the same blobs (what skopeo does when copying to
+    an OCI layout; skopeo and umoci only see OCI manifests in index.json)."""
+    out = dict(manifest)
+    out["mediaType"] = _media.OCI_MANIFEST
+    out["config"] = {
+        **manifest["config"],
+        "mediaType": _DOCKER_TO_OCI.get(manifest["config"]["mediaType"], _media.OCI_CONFIG),
+    }
+    out["layers"] = [
+        {**d, "mediaType": _DOCKER_TO_OCI.get(d["mediaType"], d["mediaType"])}
+        for d in manifest.get("layers", [])
+    ]
+    return out
+
+
 Progress = Callable[..., None]
 
 
@@ -330,10 +355,15 @@ class RegistryClient:
         for layer in layers:
             _media.layer_compression(layer.mediaType)
         blobs = [descriptor(manifest["config"]), *layers]
+        annotations = {SOURCE_ANNOTATION: parsed.name, SOURCE_DIGEST_ANNOTATION: desc.digest}
         with store.using():
             self._parallel([lambda b=b: self._download(store, parsed, b) for b in blobs])
-            store.put_blob(data, desc.digest, desc.size)
-            store.add_image(name or ref, desc, extra_annotations={SOURCE_ANNOTATION: parsed.name})
+            if desc.mediaType == _media.DOCKER_MANIFEST:
+                converted = store.put_json(docker_to_oci(manifest), _media.OCI_MANIFEST)
+                desc = Descriptor(_media.OCI_MANIFEST, converted.digest, converted.size)
+            else:
+                store.put_blob(data, desc.digest, desc.size)
+            store.add_image(name or ref, desc, extra_annotations=annotations)
         self.progress("done", ref=str(parsed), digest=desc.digest)
         return desc
 
@@ -431,7 +461,7 @@ class RegistryClient:
         if have != desc.size or got != desc.digest:
             os.unlink(partial)
             raise DigestMismatch(
-                f"blob {desc.digest}: got {have} bytes hashing to {got} (expected {desc.size} bytes)"
+                f"digest mismatch for blob {desc.digest}: got {have} bytes hashing to {got} (expected {desc.size} bytes)"
             )
 
     # -- push ---------------------------------------------------------------------------------
