@@ -3,6 +3,7 @@ on top of a runc-like default spec."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -19,14 +20,33 @@ from .errors import BundleError, StoreError
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # docker's and containerd's default capability set
 DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
-]  # fmt: skip
+]
 MASKED_PATHS = [
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-]  # fmt: skip
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 ANN = "org.opencontainers.image."
 PTS_OPTS = ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")
@@ -77,7 +97,7 @@ def default_spec() -> dict[str, Any]:
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },
-    }  # fmt: skip
+    }
 
 
 # -- reading files of the image safely --------------------------------------------------------
@@ -253,14 +273,21 @@ def bundle(
     directory = Path(directory).absolute()
     if directory.exists() and any(directory.iterdir()):
         raise StoreError(f"bundle directory {directory} is not empty")
-    directory.mkdir(parents=True, exist_ok=True)
     config = store.config(ref, platform)
-    rootfs = make_rootfs(store, ref, directory / "rootfs", mode=rootfs_mode, platform=platform)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
     try:
-        spec = runtime_spec(config, rootfs.path, **overrides)
-        atomic_write(directory / "config.json", json.dumps(spec, indent=2).encode() + b"\n")
+        rootfs = make_rootfs(store, ref, directory / "rootfs", mode=rootfs_mode, platform=platform)
+        try:
+            spec = runtime_spec(config, rootfs.path, **overrides)
+            atomic_write(directory / "config.json", json.dumps(spec, indent=2).encode() + b"\n")
+        except BaseException:
+            release_rootfs(rootfs.path)
+            raise
     except BaseException:
-        release_rootfs(rootfs.path)
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         raise
     return Bundle(directory, rootfs, spec)
 

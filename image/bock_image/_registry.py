@@ -461,7 +461,8 @@ class RegistryClient:
         if have != desc.size or got != desc.digest:
             os.unlink(partial)
             raise DigestMismatch(
-                f"digest mismatch for blob {desc.digest}: got {have} bytes hashing to {got} (expected {desc.size} bytes)"
+                f"digest mismatch for blob {desc.digest}: got {have} bytes hashing to {got}"
+                f" (expected {desc.size} bytes)"
             )
 
     # -- push ---------------------------------------------------------------------------------

@@ -121,7 +121,8 @@ class Extractor:
                     if t == "..":
                         if not base:
                             raise UnsafeLayer(
-                                f"{entry!r}: write through symlink {rel} -> {target} (escapes the root)"
+                                f"{entry!r} would be written through symlink {rel} -> {target}"
+                                " (climbs out of the root)"
                             )
                         base.pop()
                     else:

@@ -9,9 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import FaultProxy, Registry, TokenIssuer, htpasswd_auth, make_busybox_rootfs  # noqa: E402
-
-from bock_image import Store, import_rootfs  # noqa: E402
+from bock_image import Store, import_rootfs
+from helpers import FaultProxy, Registry, TokenIssuer, htpasswd_auth, make_busybox_rootfs
 
 BUSYBOX_CONFIG = {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
 
@@ -49,6 +48,11 @@ def run_cli(*args: str, root: Path | None = None, check: bool = True, **kw) -> s
             f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
         )
     return res
+
+
+def spawn_cli(root: Path, *args: str, **kw) -> subprocess.Popen:
+    """Start bock-image in the background (for kill and concurrency tests)."""
+    return subprocess.Popen([sys.executable, "-m", "bock_image.cli", "--root", str(root), *args], **kw)
 
 
 @pytest.fixture

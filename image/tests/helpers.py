@@ -57,7 +57,7 @@ class TarBuilder:
 
     def __init__(self) -> None:
         self.buf = io.BytesIO()
-        self.tar = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)
+        self.tar = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
 
     def _info(self, name: str, kind: bytes, **kw) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
@@ -181,10 +181,25 @@ class TokenIssuer:
         self.key = base / "token.key"
         self.cert = base / "token.crt"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.cert),
-             "-days", "2", "-subj", "/CN=bock-test-token"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(self.key),
+                "-out",
+                str(self.cert),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bock-test-token",
+            ],
+            check=True,
+            capture_output=True,
+        )
         der = subprocess.run(
             ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True, capture_output=True
         ).stdout
@@ -236,8 +251,16 @@ class TokenIssuer:
     def sign(self, access: list) -> str:
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
-        claims = {"iss": "bock-test-issuer", "sub": self.user, "aud": self.service, "exp": now + 300,
-                  "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}  # fmt: skip
+        claims = {
+            "iss": "bock-test-issuer",
+            "sub": self.user,
+            "aud": self.service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         sig = subprocess.run(
             ["openssl", "dgst", "-sha256", "-sign", str(self.key)],

@@ -6,14 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX_CONFIG, run_cli
-from helpers import Registry, TarBuilder
-
 from bock_image import (
     AuthError,
     DigestMismatch,
@@ -28,6 +24,8 @@ from bock_image import (
     write_layer,
 )
 from bock_image._auth import Credentials
+from conftest import BUSYBOX_CONFIG, run_cli, spawn_cli
+from helpers import Registry, TarBuilder
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +54,14 @@ def test_push_then_skopeo_pulls_and_inspects(busybox_store, registry, tmp_path, 
 
 def test_pull_what_skopeo_pushed_docker_schema2(busybox_store, registry, tmp_path, cli):
     # skopeo converts to docker schema2 on the way: bock-image must pull and unpack that
-    skopeo("copy", "--dest-tls-verify=false", "--format", "v2s2", f"oci:{busybox_store.root}:busybox:latest",
-           f"docker://{registry.host}/lab/bb2:latest")  # fmt: skip
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        f"oci:{busybox_store.root}:busybox:latest",
+        f"docker://{registry.host}/lab/bb2:latest",
+    )
     root = tmp_path / "pulled"
     cli("pull", f"{registry.host}/lab/bb2", root=root)
     store = Store(root)
@@ -142,8 +146,13 @@ def test_tag_list_pagination_and_remote_inspect(busybox_store, registry, proxy):
 def test_index_platform_selection(store, busybox_tarball, registry, tmp_path):
     descs = {}
     for arch in ("amd64", "arm64"):
-        descs[arch] = import_rootfs(store, busybox_tarball, f"bb-{arch}:latest", config={"Cmd": [arch]},
-                                    platform=Platform("linux", arch, "v8" if arch == "arm64" else None))  # fmt: skip
+        descs[arch] = import_rootfs(
+            store,
+            busybox_tarball,
+            f"bb-{arch}:latest",
+            config={"Cmd": [arch]},
+            platform=Platform("linux", arch, "v8" if arch == "arm64" else None),
+        )
 
     def entry(arch: str, platform: dict) -> dict:
         d = descs[arch]
@@ -308,10 +317,7 @@ def test_pull_sigkilled_halfway_then_repeated_reuses_blobs(store, registry, prox
         client.push(store, "two:latest", f"{registry.host}/lab/two:latest")
     proxy.throttle = (f"/blobs/{big.digest}", 1 << 20)  # 4 s for the big layer
     root = tmp_path / "p"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bock_image.cli", "--root", str(root), "-q", "pull", f"{proxy.host}/lab/two:latest"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = spawn_cli(root, "-q", "pull", f"{proxy.host}/lab/two:latest", stderr=subprocess.DEVNULL)
     partial = root / ".bock" / "ingest" / f"sha256-{big.digest.split(':')[1]}.partial"
     try:
         deadline = time.monotonic() + 20
@@ -344,21 +350,7 @@ def test_two_pulls_at_once_same_store(busybox_store, registry, tmp_path):
         client.push(busybox_store, "busybox:latest", f"{registry.host}/lab/con:1")
         client.push(busybox_store, "busybox:latest", f"{registry.host}/lab/con:2")
     root = tmp_path / "shared"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bock_image.cli",
-                "--root",
-                str(root),
-                "-q",
-                "pull",
-                f"{registry.host}/lab/con:{i}",
-            ]
-        )
-        for i in (1, 2, 1, 2)
-    ]
+    procs = [spawn_cli(root, "-q", "pull", f"{registry.host}/lab/con:{i}") for i in (1, 2, 1, 2)]
     assert [p.wait() for p in procs] == [0, 0, 0, 0]
     names = sorted(n for n, _ in Store(root).images())
     assert names == [f"{registry.host}/lab/con:1", f"{registry.host}/lab/con:2"]
