@@ -13,14 +13,8 @@ Public API (everything else lives in private ``_modules``)::
 
 from __future__ import annotations
 
-from ._archive import export_rootfs, load_archive, save_archive
-from ._bundle import Bundle, bundle, default_spec, remove_bundle, resolve_user, runtime_spec
-from ._layers import import_rootfs, new_config, write_image, write_layer
-from ._models import Descriptor, Platform
-from ._reference import Reference, parse_reference
-from ._registry import RegistryClient
-from ._snapshots import Rootfs, release_rootfs
-from ._store import DEFAULT_ROOT, Store, default_root
+from typing import TYPE_CHECKING
+
 from .errors import (
     AuthError,
     BundleError,
@@ -33,6 +27,55 @@ from .errors import (
     UnsafeLayer,
     UnsupportedMediaType,
 )
+
+# Imported on first use so that `bock-image list` does not pay for httpx, tarfile and friends.
+_LAZY = {
+    "export_rootfs": "_archive",
+    "load_archive": "_archive",
+    "save_archive": "_archive",
+    "Bundle": "_bundle",
+    "bundle": "_bundle",
+    "default_spec": "_bundle",
+    "remove_bundle": "_bundle",
+    "resolve_user": "_bundle",
+    "runtime_spec": "_bundle",
+    "import_rootfs": "_layers",
+    "new_config": "_layers",
+    "write_image": "_layers",
+    "write_layer": "_layers",
+    "Descriptor": "_models",
+    "Platform": "_models",
+    "Reference": "_reference",
+    "parse_reference": "_reference",
+    "RegistryClient": "_registry",
+    "Rootfs": "_snapshots",
+    "release_rootfs": "_snapshots",
+    "DEFAULT_ROOT": "_store",
+    "Store": "_store",
+    "default_root": "_store",
+}
+
+if TYPE_CHECKING:
+    from ._archive import export_rootfs, load_archive, save_archive
+    from ._bundle import Bundle, bundle, default_spec, remove_bundle, resolve_user, runtime_spec
+    from ._layers import import_rootfs, new_config, write_image, write_layer
+    from ._models import Descriptor, Platform
+    from ._reference import Reference, parse_reference
+    from ._registry import RegistryClient
+    from ._snapshots import Rootfs, release_rootfs
+    from ._store import DEFAULT_ROOT, Store, default_root
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bock_image' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ROOT",

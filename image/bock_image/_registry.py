@@ -25,14 +25,16 @@ import httpx
 from . import _media
 from ._auth import Credentials, find_credentials, parse_challenge
 from ._digest import check_digest, new_hasher
-from ._fsutil import flocked
-from ._models import Descriptor, Platform, descriptor, to_dict
+from ._fsutil import flocked, start_writeback
+from ._models import Descriptor, Platform, descriptor
 from ._reference import Reference, parse_reference
 from ._store import Store, select_platform
+from ._summary import summarize
 from .errors import AuthError, DigestMismatch, ImageError, NotFound, RegistryError, UnsupportedMediaType
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 CHUNK = 1 << 20
+WRITEBACK = 8 << 20
 SOURCE_ANNOTATION = "io.bock.image.source"
 SOURCE_DIGEST_ANNOTATION = "io.bock.image.source-digest"
 _DOCKER_TO_OCI = {
@@ -95,13 +97,8 @@ class RegistryClient:
         self.jobs = max(1, jobs)
         self.chunk_size = chunk_size
         self.progress = progress or (lambda *a, **k: None)
-        limits = httpx.Limits(max_connections=self.jobs + 4, max_keepalive_connections=self.jobs + 4)
-        self._http = httpx.Client(
-            verify=tls_verify,
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            limits=limits,
-            follow_redirects=True,
-        )
+        self._timeout = timeout
+        self._clients: dict[bool, httpx.Client] = {}
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
@@ -109,7 +106,33 @@ class RegistryClient:
         self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
 
     def close(self) -> None:
-        self._http.close()
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def _client(self, verify: bool) -> httpx.Client:
+        """One pooled client per verification mode, made on first use: loading the CA bundle costs
+        ~80 ms, which a pull from a plain-HTTP localhost registry should not pay."""
+        with self._lock:
+            client = self._clients.get(verify)
+            if client is None:
+                limits = httpx.Limits(max_connections=self.jobs + 4, max_keepalive_connections=self.jobs + 4)
+                client = httpx.Client(
+                    verify=verify,
+                    timeout=httpx.Timeout(self._timeout, connect=15.0),
+                    limits=limits,
+                    follow_redirects=True,
+                )
+                self._clients[verify] = client
+            return client
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The client for a URL: plain http needs no certificates; https verifies unless told not to."""
+        return self._client(self.tls_verify)
+
+    def _for(self, url: str) -> httpx.Client:
+        return self._client(False) if url.startswith("http://") else self._http
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -122,14 +145,23 @@ class RegistryClient:
         with self._lock:
             if host in self._schemes:
                 return self._schemes[host]
-        scheme = "https"
-        plain_ok = _is_local(host) or not self.tls_verify
-        try:
-            self._http.get(f"https://{host}/v2/", timeout=5.0)
-        except httpx.TransportError as exc:
-            if not plain_ok:
-                raise RegistryError(f"cannot reach https://{host}/v2/: {exc}") from None
+        if _is_local(host):
+            # localhost: plain HTTP first (no TLS set-up); a TLS-only server makes it fail or answer 400
             scheme = "http"
+            try:
+                resp = self._client(False).get(f"http://{host}/v2/", timeout=5.0)
+                if resp.status_code == 400:
+                    scheme = "https"
+            except httpx.TransportError:
+                scheme = "https"
+        else:
+            scheme = "https"
+            try:
+                self._http.get(f"https://{host}/v2/", timeout=5.0)
+            except httpx.TransportError as exc:
+                if self.tls_verify:
+                    raise RegistryError(f"cannot reach https://{host}/v2/: {exc}") from None
+                scheme = "http"
         base = f"{scheme}://{host}"
         with self._lock:
             self._schemes[host] = base
@@ -174,11 +206,11 @@ class RegistryClient:
             data = dict(
                 query, grant_type="refresh_token", refresh_token=creds.identity_token, client_id="bock-image"
             )
-            resp = self._http.post(params["realm"], data=data)
+            resp = self._for(params["realm"]).post(params["realm"], data=data)
         else:
             if creds:
                 headers["Authorization"] = creds.basic()
-            resp = self._http.get(params["realm"], params=query, headers=headers)
+            resp = self._for(params["realm"]).get(params["realm"], params=query, headers=headers)
         if resp.status_code in (401, 403):
             raise AuthError(
                 f"{host}: token request denied ({resp.status_code}): {resp.text[:200]}",
@@ -231,8 +263,9 @@ class RegistryClient:
                 hdrs["Authorization"] = auth
             body = content_factory() if content_factory else content
             try:
-                req = self._http.build_request(method, url, headers=hdrs, content=body)
-                resp = self._http.send(req, stream=stream)
+                client = self._for(url)
+                req = client.build_request(method, url, headers=hdrs, content=body)
+                resp = client.send(req, stream=stream)
             except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
                 attempt += 1
                 if attempt > self.retries:
@@ -439,20 +472,23 @@ class RegistryClient:
                 else:
                     mode = "ab" if have else "wb"
                 self.progress("start", digest=desc.digest, size=desc.size, offset=have)
-                with open(partial, mode) as out:
+                with open(partial, mode, buffering=0) as out:
+                    fd = out.fileno()
+                    flushed = have
                     try:
-                        for chunk in resp.iter_raw(CHUNK):
+                        for chunk in resp.iter_raw():
                             hasher.update(chunk)
                             out.write(chunk)
                             have += len(chunk)
                             if have > desc.size:
                                 break
+                            if have - flushed >= WRITEBACK:  # let the disk work while we download
+                                start_writeback(fd, flushed, have - flushed)
+                                flushed = have
                             self.progress("bytes", digest=desc.digest, size=desc.size, done=have)
                     except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
-                        out.flush()
                         raise _Retryable(str(exc)) from None
-                    out.flush()
-                    os.fsync(out.fileno())
+                    os.fsync(fd)
             finally:
                 resp.close()
         if have < desc.size:
@@ -600,11 +636,11 @@ class RegistryClient:
         ref = Reference(registry, "library/x")
         self.credentials[registry] = creds
         base = self._base(ref.api_host)
-        resp = self._http.get(f"{base}/v2/")
+        resp = self._for(base).get(f"{base}/v2/")
         if resp.status_code == 401 and "www-authenticate" in resp.headers:
             scheme, _ = parse_challenge(resp.headers["www-authenticate"])
             if scheme == "basic":
-                resp = self._http.get(f"{base}/v2/", headers={"Authorization": creds.basic()})
+                resp = self._for(base).get(f"{base}/v2/", headers={"Authorization": creds.basic()})
                 if resp.status_code != 200:
                     raise AuthError(
                         f"login to {registry} failed: {resp.status_code} unauthorized",
@@ -653,30 +689,3 @@ def _error(method: str, url: str, resp: httpx.Response) -> RegistryError:
     if resp.status_code == 404:
         return NotFound(f"{method} {url}: {message or 'not found'}")
     return cls(f"{method} {url}: {resp.status_code} {message}", resp.status_code, code)
-
-
-def summarize(
-    name: str, desc: Descriptor, manifest: dict[str, Any], config: dict[str, Any]
-) -> dict[str, Any]:
-    """An inspect document (close to ``skopeo inspect``'s)."""
-    cfg = config.get("config") or {}
-    return {
-        "Name": name,
-        "Digest": desc.digest,
-        "MediaType": desc.mediaType,
-        "Created": config.get("created"),
-        "Author": config.get("author"),
-        "Architecture": config.get("architecture"),
-        "Os": config.get("os"),
-        "Variant": config.get("variant"),
-        "Layers": [d["digest"] for d in manifest.get("layers", [])],
-        "LayersData": [
-            {"MIMEType": d["mediaType"], "Digest": d["digest"], "Size": d["size"]}
-            for d in manifest.get("layers", [])
-        ],
-        "Env": cfg.get("Env") or [],
-        "Labels": cfg.get("Labels"),
-        "Config": config,
-        "Manifest": manifest,
-        "ManifestDescriptor": to_dict(desc),
-    }

@@ -18,6 +18,7 @@ Two modes:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -59,6 +60,7 @@ class Extractor:
         self.same_owner = same_owner and os.geteuid() == 0
         self.created: set[str] = set()  # relative paths this layer wrote (apply mode, for opaque dirs)
         self.dir_times: list[tuple[str, int]] = []
+        self._dirs: dict[tuple[str, ...], str] = {}  # resolved parent directories; cleared on removals
 
     # -- path resolution -------------------------------------------------------------------
     def _lower_lstat(self, rel: str) -> tuple[str, os.stat_result] | None:
@@ -75,6 +77,15 @@ class Extractor:
 
     def resolve_dir(self, parts: list[str], create: bool = True, entry: str = "") -> str:
         """Resolve directory components to a real directory under root; returns its relative path."""
+        key = tuple(parts)
+        cached = self._dirs.get(key)
+        if cached is not None:
+            return cached
+        resolved = self._resolve_dir(parts, create, entry)
+        self._dirs[key] = resolved
+        return resolved
+
+    def _resolve_dir(self, parts: list[str], create: bool, entry: str) -> str:
         todo = list(parts)
         done: list[str] = []
         hops = 0
@@ -144,12 +155,22 @@ class Extractor:
             st = os.lstat(path)
         except FileNotFoundError:
             return
+        if stat.S_ISDIR(st.st_mode) and keep_dir:
+            return
+        self._dirs.clear()  # a removed directory or symlink may sit under cached resolutions
         if stat.S_ISDIR(st.st_mode):
-            if keep_dir:
-                return
             shutil.rmtree(path)
         else:
             os.unlink(path)
+
+    def _create(self, path: str, make) -> object:
+        """Create with ``make(path)``; on EEXIST remove what is there (never following it) and retry.
+        A fresh snapshot rarely has conflicts, so this saves an lstat per entry."""
+        try:
+            return make(path)
+        except FileExistsError:
+            self._clear(path, keep_dir=False)
+            return make(path)
 
     def extract(self, tar: tarfile.TarFile) -> None:
         for member in tar:
@@ -174,52 +195,59 @@ class Extractor:
             return
         path = f"{parent}/{name}"
         self.created.add(rel)
-        if m.isdir():
-            self._clear(path, keep_dir=True)
-            if not os.path.isdir(path):  # no follow: _clear removed any non-dir
-                os.mkdir(path, 0o700)
-        else:
-            self._clear(path, keep_dir=False)
-            if m.isreg():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-                with open(fd, "wb", closefd=True) as out:
-                    src = tar.extractfile(m)
-                    if src is not None:
+        if m.isreg():
+            fd = self._create(path, _open_new)
+            try:
+                src = tar.extractfile(m)
+                if src is not None:
+                    with open(fd, "wb", closefd=False) as out:
                         shutil.copyfileobj(src, out, _BUF)
-            elif m.issym():
-                os.symlink(m.linkname, path)
-            elif m.islnk():
-                self._hardlink(m, path)
-                return  # a hard link shares its target's metadata
-            elif m.ischr() or m.isblk():
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
-            elif m.isfifo():
-                os.mkfifo(path, 0o600)
-            else:
-                raise UnsafeLayer(f"{m.name!r}: unsupported tar entry type {m.type!r}")
+                self._metadata(fd, m)
+            finally:
+                os.close(fd)
+            return
+        if m.isdir():
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                self._clear(path, keep_dir=True)
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    os.mkdir(path, 0o700)
+        elif m.issym():
+            self._create(path, lambda p: os.symlink(m.linkname, p))
+        elif m.islnk():
+            self._hardlink(m, path)
+            return  # a hard link shares its target's metadata
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            self._create(path, lambda p: os.mknod(p, kind | 0o600, os.makedev(m.devmajor, m.devminor)))
+        elif m.isfifo():
+            self._create(path, lambda p: os.mkfifo(p, 0o600))
+        else:
+            raise UnsafeLayer(f"{m.name!r}: unsupported tar entry type {m.type!r}")
         self._metadata(path, m)
 
-    def _metadata(self, path: str, m: tarfile.TarInfo) -> None:
-        self._chown(path, m.uid, m.gid)
+    def _metadata(self, path: str | int, m: tarfile.TarInfo) -> None:
+        """Owner, xattrs, mode, mtime; ``path`` may be an open fd (regular files: no path lookups)."""
+        is_fd = isinstance(path, int)  # an fd: the *_symlinks flags do not apply
+        if self.same_owner:
+            os.chown(path, m.uid, m.gid, follow_symlinks=is_fd)
         for key, value in (m.pax_headers or {}).items():
             if key.startswith("SCHILY.xattr."):
                 attr = key[len("SCHILY.xattr.") :]
                 raw = value.encode("utf-8", "surrogateescape")
                 try:
-                    os.setxattr(path, attr, raw, follow_symlinks=False)
+                    os.setxattr(path, attr, raw, follow_symlinks=is_fd)
                 except OSError as exc:
-                    if not attr.startswith(("security.", "trusted.")) and exc.errno not in (
-                        95,
-                    ):  # EOPNOTSUPP
+                    if not attr.startswith(("security.", "trusted.")) and exc.errno != errno.EOPNOTSUPP:
                         raise
         if not m.issym():
             os.chmod(path, m.mode & 0o7777)
         mtime = int(m.mtime * 1_000_000_000)
         if m.isdir():
-            self.dir_times.append((path, mtime))
+            self.dir_times.append((path, mtime))  # type: ignore[arg-type]
         else:
-            os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+            os.utime(path, ns=(mtime, mtime), follow_symlinks=is_fd)
 
     def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
         tparts = _split(m.linkname, "hardlink target")
@@ -271,6 +299,10 @@ class Extractor:
         self._clear(path, keep_dir=False)
         if self.mode == "overlay":
             os.mknod(path, stat.S_IFCHR | 0o600, 0)
+
+
+def _open_new(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
 def open_tar_stream(stream: BinaryIO) -> tarfile.TarFile:

@@ -8,16 +8,9 @@ import json
 import sys
 from typing import Any
 
-from . import _auth
-from ._archive import FORMATS, export_rootfs, load_archive, save_archive
-from ._bundle import bundle, remove_bundle
-from ._layers import import_rootfs
-from ._models import Platform, to_dict
-from ._progress import Reporter
-from ._reference import parse_reference
-from ._registry import RegistryClient, summarize
-from ._store import Store, default_root
 from .errors import ImageError, NotFound
+
+DEFAULT_ROOT_HELP = "$BOCK_IMAGE_ROOT or /var/lib/bock/images"
 
 
 def _json_list(text: str) -> list[str]:
@@ -36,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bock-image", description="OCI image store, registry client and bundle maker"
     )
-    p.add_argument("--root", default=None, help=f"image store (default $BOCK_IMAGE_ROOT or {default_root()})")
+    p.add_argument("--root", default=None, help=f"image store (default {DEFAULT_ROOT_HELP})")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.add_argument(
@@ -94,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("save", help="write images to an oci-archive or docker-archive")
     s.add_argument("refs", nargs="+")
     s.add_argument("--output", "-o", required=True)
-    s.add_argument("--archive-format", choices=FORMATS, default="oci-archive")
+    s.add_argument("--archive-format", choices=("oci-archive", "docker-archive"), default="oci-archive")
     s = sub.add_parser("load", help="load an oci-archive or docker-archive (docker save)")
     s.add_argument("file")
     s.add_argument("ref", nargs="?")
@@ -127,7 +120,10 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-def _client(args: argparse.Namespace, **kw: Any) -> RegistryClient:
+def _client(args: argparse.Namespace, **kw: Any):
+    from ._progress import Reporter
+    from ._registry import RegistryClient
+
     return RegistryClient(
         tls_verify=args.tls_verify == "true",
         authfile=args.authfile,
@@ -150,9 +146,15 @@ def _config_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._models import Platform, to_dict
+    from ._store import Store
+
     platform = Platform.parse(args.platform) if args.platform else None
     cmd = args.command
     if cmd in ("login", "logout"):
+        from . import _auth
+        from ._reference import parse_reference
+
         registry = (
             parse_reference(f"{args.registry}/x/y").registry if "/" not in args.registry else args.registry
         )
@@ -177,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
             tags = client.tags(args.ref)
         _emit(args, tags, "\n".join(tags))
         return 0
+    from ._summary import summarize
+
     if cmd == "inspect" and (args.remote or args.ref.startswith("docker://")):
         with _client(args) as client:
             info = client.inspect(args.ref.removeprefix("docker://"), platform)
@@ -190,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     if cmd == "unbundle":
+        from ._bundle import remove_bundle
+
         remove_bundle(args.dir)
         return 0
 
@@ -235,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, problems, "\n".join(problems) or "ok")
         return 1 if problems else 0
     elif cmd == "import":
+        from ._layers import import_rootfs
+
         desc = import_rootfs(
             store,
             args.source,
@@ -246,10 +254,16 @@ def run(args: argparse.Namespace) -> int:
         )
         _emit(args, to_dict(desc), desc.digest)
     elif cmd == "export":
+        from ._archive import export_rootfs
+
         export_rootfs(store, args.ref, args.file)
     elif cmd == "save":
+        from ._archive import save_archive
+
         save_archive(store, args.refs, args.output, args.archive_format)
     elif cmd == "load":
+        from ._archive import load_archive
+
         added = load_archive(store, args.file, args.ref)
         _emit(
             args,
@@ -257,6 +271,8 @@ def run(args: argparse.Namespace) -> int:
             "\n".join(f"Loaded image: {n or d.digest}" for n, d in added),
         )
     elif cmd == "bundle":
+        from ._bundle import bundle
+
         overrides = {
             "user": args.user,
             "env": args.env,
