@@ -173,15 +173,24 @@ def main() -> int:
             f"oci:{sk_dir}:latest",
         ]
         bock_pull = [*bock, "-q", "--root", str(bk_dir), "pull", remote]
+        umoci_unpack = ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]
         cases = {
             "pull": ([skopeo_pull], [bock_pull], fresh_pull),
             "pull+unpack": (
-                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+                [skopeo_pull, umoci_unpack],
+                [
+                    [*bock_pull, "--unpack"],
+                    [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)],
+                ],
+                fresh_pull,
+            ),
+            "pull, then bundle (overlay)": (
+                [skopeo_pull, umoci_unpack],
                 [bock_pull, [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)]],
                 fresh_pull,
             ),
-            "pull+unpack (copy rootfs)": (
-                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+            "pull, then bundle (copy)": (
+                [skopeo_pull, umoci_unpack],
                 [
                     bock_pull,
                     [

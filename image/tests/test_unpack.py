@@ -165,6 +165,11 @@ def rich_layers() -> list[bytes]:
         .symlink("lib", "usr/lib")
         .file("usr/lib/base.so", b"base", mode=0o755)
         .file("setuid", b"#!", mode=0o4755)
+        .dir("sgid", mode=0o2775, gid=50)
+        .file("sgid/root-owned", b"f")  # 0:0 in the tar: must not inherit the directory's gid
+        .file("group-writable", b"g", mode=0o664)
+        .dir("ro-dir", mode=0o555)
+        .file("ro-dir/inside", b"i", mode=0o400)
         .bytes()
     )
     upper = (
@@ -201,6 +206,10 @@ def test_layers_applied_correctly(tmp_path, mode):
         st = (r / "etc" / "keep").stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 4321, 0o640)
         assert stat.S_IMODE((r / "setuid").stat().st_mode) == 0o4755
+        assert (r / "sgid" / "root-owned").stat().st_gid == 0
+        assert stat.S_IMODE((r / "sgid").stat().st_mode) == 0o2775 and (r / "sgid").stat().st_gid == 50
+        assert stat.S_IMODE((r / "group-writable").stat().st_mode) == 0o664
+        assert stat.S_IMODE((r / "ro-dir").stat().st_mode) == 0o555
         dev = (r / "dev-null").lstat()
         assert stat.S_ISCHR(dev.st_mode) and os.major(dev.st_rdev) == 1 and os.minor(dev.st_rdev) == 3
         assert stat.S_ISBLK((r / "blk").lstat().st_mode)
