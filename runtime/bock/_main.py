@@ -97,6 +97,7 @@ def _create_opts(ctx: Context, p: _args.Parsed, cid: str):
         bundle,
         pid_file=pid_file,
         console_socket=p["console_socket"],
+        pidfd_socket=p["pidfd_socket"],
         no_pivot=p["no_pivot"],
         no_new_keyring=p["no_new_keyring"],
         preserve_fds=int(preserve),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import stat
 
-from bock._spec.config import Process
 from bock.errors import ExecError
 
 
@@ -51,14 +50,6 @@ def look_path(name: str, env: dict[str, str]) -> str:
     raise ExecError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def switch_user_basic(process: Process) -> None:
-    """setgroups/setresgid/setresuid without capability handling (used without _security)."""
-    user = process.user
-    os.setgroups(user.additional_gids)
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-
-
 def close_fds_from(first: int) -> None:
     """Mark every fd >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC)."""
     from bock._libc import syscall
@@ -73,3 +64,74 @@ def close_fds_from(first: int) -> None:
                     os.set_inheritable(fd, False)
                 except OSError:
                     pass
+
+
+class RuntimeExeRefused(ExecError):
+    pass
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return a.st_dev == b.st_dev and a.st_ino == b.st_ino
+
+
+def _elf_interp(head: bytes, fd: int) -> str | None:
+    """PT_INTERP of a 64- or 32-bit little-endian ELF file, if any."""
+    if head[:4] != b"\x7fELF" or head[5] != 1:
+        return None
+    is64 = head[4] == 2
+    if is64:
+        phoff = int.from_bytes(head[32:40], "little")
+        phentsize = int.from_bytes(head[54:56], "little")
+        phnum = int.from_bytes(head[56:58], "little")
+    else:
+        phoff = int.from_bytes(head[28:32], "little")
+        phentsize = int.from_bytes(head[42:44], "little")
+        phnum = int.from_bytes(head[44:46], "little")
+    table = os.pread(fd, phentsize * min(phnum, 64), phoff)
+    for i in range(min(phnum, 64)):
+        ph = table[i * phentsize : (i + 1) * phentsize]
+        if int.from_bytes(ph[0:4], "little") == 3:  # PT_INTERP
+            if is64:
+                off, size = int.from_bytes(ph[8:16], "little"), int.from_bytes(ph[32:40], "little")
+            else:
+                off, size = int.from_bytes(ph[4:8], "little"), int.from_bytes(ph[16:20], "little")
+            return os.pread(fd, min(size, 4096), off).rstrip(b"\0").decode(errors="replace")
+    return None
+
+
+def refuse_runtime_exe(path: str, depth: int = 0) -> None:
+    """Refuse to execute the runtime's own interpreter from inside the container.
+
+    A container binary that is (a symlink to) ``/proc/self/exe``, a script whose
+    interpreter is, or an ELF whose PT_INTERP is, would make the kernel run the host's
+    Python inside the container, where ``/proc/<pid>/exe`` then hands it to the
+    container (CVE-2019-5736). Every path is resolved here, in the init's own context
+    (where /proc/self/exe *is* the host interpreter), and compared by inode.
+    """
+    ours = os.stat("/proc/self/exe")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # execve reports it
+    if _same_file(st, ours):
+        raise RuntimeExeRefused(
+            f'exec: "{path}": refusing to execute the runtime\'s own interpreter (CVE-2019-5736)'
+        )
+    if depth >= 4:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        head = os.pread(fd, 256, 0)
+        interp = None
+        if head[:2] == b"#!":
+            line = head[2:].split(b"\n", 1)[0].strip()
+            interp = line.split()[0].decode(errors="replace") if line else None
+        else:
+            interp = _elf_interp(head, fd) if len(head) >= 64 else None
+    finally:
+        os.close(fd)
+    if interp:
+        refuse_runtime_exe(interp, depth + 1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from bock._init import sync
-from bock._init.process import switch_user_basic
 from bock._libc import check, libc
 from bock._spec.config import Hook, Process, Spec
 
@@ -25,7 +24,6 @@ class Security:
         "caps",
         "mount_fds",
         "pa",
-        "resource",
         "seccomp",
         "spec",
         "warnings",
@@ -36,48 +34,28 @@ class Security:
         self.caps = None
         self.seccomp = None
         self._notify_fd: int | None = None
-        self.pa = None
-        self.resource = None
         self.mount_fds: dict[int, int] = {}
         process = spec.process
         self.warnings = _validate(spec)
-        try:
-            from bock._security import process_attrs
+        from bock._security import process_attrs
+        from bock._security.caps import CapSets, finalize_credentials
 
-            self.pa = process_attrs
-        except ImportError:
-            import resource
-
-            self.resource = resource
-        try:
-            from bock._security.caps import finalize_credentials
-
-            self._finalize = finalize_credentials
-        except ImportError:
-            self._finalize = None
+        self.pa = process_attrs
+        self._finalize = finalize_credentials
         if spec.hooks.create_container or spec.hooks.start_container:
             from bock._security import hooks  # noqa: F401 - preload
         if process is not None and (process.apparmor_profile or process.selinux_label):
             from bock._security import lsm  # noqa: F401 - preload: applied after pivot_root
         if process is not None and process.capabilities is not None:
-            try:
-                from bock._security.caps import CapSets
-            except ImportError:
-                CapSets = None
-            if CapSets is not None:
-                self.caps = CapSets.from_spec(process.capabilities)
-                if self.caps.ignored:  # runc: logrus.Warn, before anything is created
-                    from bock._log import log
+            self.caps = CapSets.from_spec(process.capabilities)
+            if self.caps.ignored:  # runc: logrus.Warn, before anything is created
+                from bock._log import log
 
-                    log.warning(self.caps.warning())
+                log.warning(self.caps.warning())
         if spec.linux.seccomp is not None:
-            try:
-                from bock._security.seccomp import SeccompFilter
-                from bock._spec.seccomp import LinuxSeccomp
-            except ImportError:
-                from bock.errors import ConfigError
+            from bock._security.seccomp import SeccompFilter
+            from bock._spec.seccomp import LinuxSeccomp
 
-                raise ConfigError("seccomp is not supported by this build of bock") from None
             self.seccomp = SeccompFilter.compile(
                 LinuxSeccomp.from_json(spec.linux.seccomp), cache_dir=seccomp_cache
             )
@@ -124,29 +102,25 @@ class Security:
         the container's init process"), as in runc.
         """
         pa = self.pa
-        if pa is not None:
-            if process.apparmor_profile or process.selinux_label:
-                from bock._security import lsm
+        if process.apparmor_profile or process.selinux_label:
+            from bock._security import lsm
 
-                lsm.apply_apparmor(process.apparmor_profile)
-                lsm.apply_selinux_label(process.selinux_label)
-            if self.spec.linux.personality is not None:
-                pa.apply_personality(self.spec.linux.personality)
-            if process.io_priority is not None:
-                pa.apply_io_priority(process.io_priority)
-            if process.scheduler is not None:
-                pa.apply_scheduler(process.scheduler)
-            try:
-                pa.apply_cpu_affinity(None, which="reset")
-            except Exception:  # runc only warns when the reset fails
-                pass
+            lsm.apply_apparmor(process.apparmor_profile)
+            lsm.apply_selinux_label(process.selinux_label)
+        if self.spec.linux.personality is not None:
+            pa.apply_personality(self.spec.linux.personality)
+        if process.io_priority is not None:
+            pa.apply_io_priority(process.io_priority)
+        if process.scheduler is not None:
+            pa.apply_scheduler(process.scheduler)
+        try:
+            pa.apply_cpu_affinity(None, which="reset")
+        except Exception:  # runc only warns when the reset fails
+            pass
 
     def finalize_credentials(self, process: Process) -> None:
         if self.seccomp is not None and not process.no_new_privileges:
             self._load_seccomp()
-        if self._finalize is None:
-            switch_user_basic(process)
-            return
         from bock._log import log
 
         self._finalize(process.user, self.caps, no_new_privileges=process.no_new_privileges, warn=log.warning)

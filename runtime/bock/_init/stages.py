@@ -15,7 +15,7 @@ from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
 from bock._init.mountopts import PROPAGATION
-from bock._init.process import close_fds_from, env_dict, look_path
+from bock._init.process import close_fds_from, env_dict, look_path, refuse_runtime_exe
 from bock._libc import libc
 from bock._spec.config import Spec
 
@@ -28,12 +28,14 @@ class InitContext:
 
     __slots__ = (
         "bundle",
+        "cid",
         "console_fd",
         "console_mod",
         "fifo_fd",
         "join",
         "join_user",
         "new_flags",
+        "new_keyring",
         "new_user",
         "no_pivot",
         "parent_hooks",
@@ -137,6 +139,18 @@ def _cgroup_mounter(ctx: InitContext):
     return mount
 
 
+def _join_session_keyring(name: str) -> None:
+    """runc: a fresh session keyring per container, so containers share no keys (unless
+    --no-new-keyring). Kernels without keyrings (ENOSYS) are fine, as in runc."""
+    from bock._libc import syscall
+
+    try:
+        syscall("keyctl", 1, name.encode(), 0, 0, 0)  # KEYCTL_JOIN_SESSION_KEYRING
+    except OSError as err:
+        if err.errno != 38:  # ENOSYS
+            raise OSError(err.errno, f"could not create session key: {err.strerror}") from None
+
+
 def stage2(ctx: InitContext) -> None:
     try:
         _init(ctx)
@@ -168,6 +182,8 @@ def _init(ctx: InitContext) -> None:
     rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx), ctx.security.mount_fds)
     if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
         rfs.setup_dev(sys, spec, rootfs, userns)
+    if ctx.new_keyring:
+        _join_session_keyring(ctx.cid)
     if ctx.parent_hooks:
         sync.send(ctx.sync, "hooks")
         sync.expect(ctx.sync, "ok")
@@ -228,6 +244,7 @@ def _init(ctx: InitContext) -> None:
         os.chdir(process.cwd)
     env = env_dict(process.env)
     exe = look_path(process.args[0], env)
+    refuse_runtime_exe(exe)
     sec.before_ready(ctx.sync)
     sync.send(ctx.sync, "ready")
     ctx.sync.close()

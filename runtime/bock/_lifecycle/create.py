@@ -23,6 +23,7 @@ class CreateOptions:
         "no_new_keyring",
         "no_pivot",
         "pid_file",
+        "pidfd_socket",
         "preserve_fds",
         "root",
         "rootless",
@@ -35,6 +36,7 @@ class CreateOptions:
         self.bundle = bundle
         self.pid_file = kw.pop("pid_file", None)
         self.console_socket = kw.pop("console_socket", None)
+        self.pidfd_socket = kw.pop("pidfd_socket", None)
         self.console_fd = kw.pop("console_fd", None)  # `run` hands its own socket end
         self.no_pivot = bool(kw.pop("no_pivot", False))
         self.no_new_keyring = bool(kw.pop("no_new_keyring", False))
@@ -215,6 +217,8 @@ def _create(
         fifo_fd=fifo_fd,
         console_fd=console_fd,
         no_pivot=opts.no_pivot,
+        new_keyring=not opts.no_new_keyring,
+        cid=opts.cid,
         preserve_fds=opts.preserve_fds,
         new_flags=new_flags,
         join=join,
@@ -299,9 +303,31 @@ def _create(
         },
     )
     container.save()
+    if opts.pidfd_socket:
+        send_pidfd(opts.pidfd_socket, init_pid, "standard")
     if opts.pid_file:
         write_pid_file(opts.pid_file, init_pid)
     return container
+
+
+def send_pidfd(path: str, pid: int, name: str) -> None:
+    """--pidfd-socket (runc >= 1.2): a pidfd of the process, SCM_RIGHTS, the name as data."""
+    import _socket
+
+    from bock._lifecycle.wait import pidfd_open
+
+    fd = pidfd_open(pid)
+    if fd is None:
+        raise ExecError(f"pidfd_open {pid}: the process is gone")
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
+    except OSError as err:
+        raise BockError(f"failed to send pidfd to {path}: {err.strerror}") from None
+    finally:
+        sock.close()
+        os.close(fd)
 
 
 def _console_module(spec: Spec):
@@ -313,11 +339,8 @@ def _console_module(spec: Spec):
 
 
 def _cgroup_manager(opts: CreateOptions, spec: Spec):
-    # _cgroups TODO(cgroups): CgroupManager.for_container(...).create(resources)
-    try:
-        from bock._cgroups import CgroupManager
-    except ImportError:
-        return None
+    from bock._cgroups import CgroupManager
+
     manager = CgroupManager.for_container(
         opts.cid, spec.linux.cgroups_path, systemd=opts.systemd, rootless=opts.rootless == "true"
     )

@@ -62,6 +62,7 @@ def proxy(master: int, pid: int) -> None:
                         poller.unregister(0)
                 elif fd == pidfd:
                     # drain what is left, then stop
+                    os.set_blocking(master, False)
                     try:
                         while True:
                             data = os.read(master, 65536)
