@@ -46,8 +46,6 @@ def cmd_exec(ctx, argv: list[str]) -> int:
         raise UsageError('"exec" requires a minimum of 1 argument(s)')
     if not p["process"] and len(p.args) < 2:
         raise UsageError("exec args cannot be empty")
-    if p["pidfd_socket"]:
-        raise UsageError("--pidfd-socket is not supported by bock exec")
     preserve = p["preserve_fds"] or "0"
     if not preserve.isdigit():
         raise UsageError(f'invalid value "{preserve}" for flag -preserve-fds')
@@ -78,6 +76,7 @@ def cmd_exec(ctx, argv: list[str]) -> int:
             detach=p["detach"],
             ignore_paused=p["ignore_paused"],
             pid_file=os.path.abspath(p["pid_file"]) if p["pid_file"] else None,
+            pidfd_socket=p["pidfd_socket"],
             preserve_fds=int(preserve),
         )
         return exec_process(container, process, opts)

@@ -34,7 +34,15 @@ _NS_FILES = {
 
 
 class ExecOptions:
-    __slots__ = ("cgroup", "console_socket", "detach", "ignore_paused", "pid_file", "preserve_fds")
+    __slots__ = (
+        "cgroup",
+        "console_socket",
+        "detach",
+        "ignore_paused",
+        "pid_file",
+        "pidfd_socket",
+        "preserve_fds",
+    )
 
     def __init__(self, **kw: object) -> None:
         self.cgroup = kw.pop("cgroup", None) or []
@@ -42,6 +50,7 @@ class ExecOptions:
         self.detach = bool(kw.pop("detach", False))
         self.ignore_paused = bool(kw.pop("ignore_paused", False))
         self.pid_file = kw.pop("pid_file", None)
+        self.pidfd_socket = kw.pop("pidfd_socket", None)
         self.preserve_fds = int(kw.pop("preserve_fds", 0) or 0)
         if kw:
             raise TypeError(f"unknown options {sorted(kw)}")
@@ -367,6 +376,10 @@ def exec_process(container: Container, process: Process, opts: ExecOptions) -> i
         from bock._lifecycle.run import _receive_master
 
         master = _receive_master(console_end)
+    if opts.pidfd_socket:
+        from bock._lifecycle.create import send_pidfd
+
+        send_pidfd(opts.pidfd_socket, pid, "setns")  # runc's name for an exec'd process
     if opts.pid_file:
         from bock._lifecycle.create import write_pid_file
 

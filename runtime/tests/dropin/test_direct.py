@@ -293,3 +293,38 @@ def test_exec_joins_the_user_namespace(bundle):
     assert lines[0] == "0"
     assert lines[1].split() == ["0", "100000", "65536"]
     assert lines[2] == os.readlink(f"/proc/{init}/ns/user")
+
+
+def test_exec_pidfd_socket(bundle, runtime, tmp_path):
+    if runtime == "runc":
+        pytest.skip("runc 1.1 has no --pidfd-socket (runc >= 1.2)")
+    import socket
+
+    cid = bundle.start_container()
+    path = str(tmp_path / "pidfd.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        pid_file = tmp_path / "p.pid"
+        bundle.rt(
+            "exec",
+            "-d",
+            "--pidfd-socket",
+            path,
+            "--pid-file",
+            str(pid_file),
+            cid,
+            "sleep",
+            "30",
+            detached=True,
+        )
+        conn, _ = listener.accept()
+        with conn:
+            msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+    assert msg == b"setns" and len(fds) == 1
+    try:
+        with open(f"/proc/self/fdinfo/{fds[0]}") as f:
+            assert f"Pid:\t{pid_file.read_text()}\n" in f.read()
+        os.kill(int(pid_file.read_text()), 9)
+    finally:
+        os.close(fds[0])
