@@ -255,6 +255,9 @@ def test_exec_cgroup_subpath_and_ignore_paused(bundle, require_cgroups, tmp_path
     finally:
         bundle.rt("kill", cid, "9", check=False)
         time.sleep(0.3)
+        bundle.rt("delete", "-f", cid, check=False)
+        if os.path.isdir(sub):
+            os.rmdir(sub)
 
 
 def test_events_interval_streams_stats_and_oom(bundle, require_cgroups):
