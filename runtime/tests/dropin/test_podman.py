@@ -100,3 +100,26 @@ def test_exec_tty_through_conmon(pm, podman, runtime_path):
     )
     assert out.returncode == 9, out.stdout + out.stderr
     assert "/dev/pts/" in out.stdout
+
+
+def test_update_pause_unpause(pm):
+    """podman's direct calls: ``update --resources=<file>``, ``pause``, ``resume``."""
+    name = pm.name()
+    out = pm("run", "-d", *pm.sec, *NONET, "--name", name, pm.image, "sleep", "100000")
+    assert out.returncode == 0, out.stderr
+    cid = out.stdout.strip()
+    out = pm("update", "--memory", "48m", "--cpu-shares", "512", name)
+    assert out.returncode == 0, out.stderr
+    cgroup = f"libpod_parent/libpod-{cid}"
+    with open(f"/sys/fs/cgroup/memory/{cgroup}/memory.limit_in_bytes") as f:
+        assert int(f.read()) == 48 << 20
+    with open(f"/sys/fs/cgroup/cpu/{cgroup}/cpu.shares") as f:
+        assert int(f.read()) == 512
+    out = pm("pause", name)
+    assert out.returncode == 0, out.stderr
+    assert pm("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "paused"
+    with open(f"/sys/fs/cgroup/freezer/{cgroup}/freezer.state") as f:
+        assert f.read().strip() == "FROZEN"
+    out = pm("unpause", name)
+    assert out.returncode == 0, out.stderr
+    assert pm("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "running"
