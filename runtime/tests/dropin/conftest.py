@@ -267,7 +267,27 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        kill_pids(pids_with_cmdline(self.sock))  # shims: -address <sock>
+        shims = pids_with_cmdline(self.sock)  # shims: -address <sock>
+        sockets = [self._shim_socket(pid) for pid in shims]
+        kill_pids(shims)
+        for path in sockets:  # a killed shim leaves its socket behind
+            if path and os.path.exists(path):
+                os.unlink(path)
+
+    def _shim_socket(self, pid: int) -> str | None:
+        """containerd 1.6's SocketAddress: /run/containerd/s/sha256(<address>/<ns>/<id>)."""
+        import hashlib
+
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode().split("\0")
+        except OSError:
+            return None
+        opts = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
+        if "-id" not in opts or "-namespace" not in opts:
+            return None
+        key = os.path.join(self.sock, opts["-namespace"], opts["-id"])
+        return "/run/containerd/s/" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @pytest.fixture(scope="session")
