@@ -198,6 +198,8 @@ class Containerd:
     def __init__(self, base: str) -> None:
         self.base = base
         self.sock = os.path.join(base, "containerd.sock")
+        # the namespace names the containers' parent cgroup (/<ns>/<id>): one per fixture
+        self.ns = "t" + uuid.uuid4().hex[:8]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -230,7 +232,7 @@ class Containerd:
             raise RuntimeError("containerd did not come up: " + f.read()[-2000:])
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-        argv = ["ctr", "-a", self.sock, "-n", "t", *args]
+        argv = ["ctr", "-a", self.sock, "-n", self.ns, *args]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
         if check and out.returncode != 0:
             raise AssertionError(f"{argv} exited {out.returncode}: {out.stdout}{out.stderr}")
@@ -267,6 +269,29 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for point in (
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "net_cls",
+            "net_prio",
+            "perf_event",
+            "hugetlb",
+            "rdma",
+            "misc",
+            "systemd",
+            "unified",
+            "",
+        ):
+            try:
+                os.rmdir(os.path.join("/sys/fs/cgroup", point, self.ns))
+            except OSError:
+                pass
         shims = pids_with_cmdline(self.sock)  # shims: -address <sock>
         sockets = [self._shim_socket(pid) for pid in shims]
         kill_pids(shims)

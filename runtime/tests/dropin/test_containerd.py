@@ -93,13 +93,13 @@ def test_ps_pause_resume_metrics(containerd, ctr_run, require_cgroups):
     assert metrics["pids"]["current"] == 2
     assert cid in containerd.ctr("task", "metrics", cid).stdout
     with open(f"/proc/{pids[0]}/cgroup") as f:
-        assert f"/t/{cid}" in f.read()
+        assert f"/{containerd.ns}/{cid}" in f.read()
 
 
 def test_tty(containerd, busybox_image, runtime, runtime_path):
     cid = _id()
     flags = " ".join(containerd.run_flags(runtime, runtime_path))
-    cmd = f"ctr -a {containerd.sock} -n t run --rm -t {flags} {busybox_image['name']} {cid} sh -c 'sleep 0.5; tty; echo tty-ok'"  # ctr attaches late
+    cmd = f"ctr -a {containerd.sock} -n {containerd.ns} run --rm -t {flags} {busybox_image['name']} {cid} sh -c 'sleep 0.5; tty; echo tty-ok'"  # ctr attaches late
     try:
         out = subprocess.run(
             ["script", "-qec", cmd, "/dev/null"],
@@ -130,7 +130,7 @@ def test_detached_tty_and_exec_tty(containerd, busybox_image, runtime, runtime_p
     """``exec --console-socket --detach``: the shim receives the pty master after the call."""
     cid = _id()
     flags = " ".join(containerd.run_flags(runtime, runtime_path))
-    ctr = f"ctr -a {containerd.sock} -n t"
+    ctr = f"ctr -a {containerd.sock} -n {containerd.ns}"
     fifo = f"--fifo-dir {containerd.base}/fifo"
 
     def pty(cmd: str) -> subprocess.CompletedProcess:
