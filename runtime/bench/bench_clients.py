@@ -159,6 +159,7 @@ def main() -> int:
         a.bock = shutil.which("bock") or sys.exit("bock not found: pass --bock PATH")
     runtimes = {"runc": a.runc, "bock": a.bock}
     base = tempfile.mkdtemp(prefix="bc-", dir="/tmp")
+    ns = "bc" + uuid.uuid4().hex[:8]  # containerd namespace = the containers' parent cgroup
     cd = None
     results: dict[str, dict[str, list[float]]] = {}
     direct: dict[str, tuple[list[str], str]] = {}
@@ -166,7 +167,7 @@ def main() -> int:
     try:
         oci, docker = build_image(base)
         cd = start_containerd(f"{base}/cd")
-        ctr = ["ctr", "-a", f"{base}/cd/c.sock", "-n", "b"]
+        ctr = ["ctr", "-a", f"{base}/cd/c.sock", "-n", ns]
         sh(*ctr, "images", "import", docker)
         sh(*pm_argv, "load", "-i", oci, env=pm_env)
         for name, binary in runtimes.items():
@@ -234,6 +235,11 @@ def main() -> int:
                 pass
         time.sleep(0.2)
         _unmount_under(base)
+        for hierarchy in os.listdir("/sys/fs/cgroup"):
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{ns}")
+            except OSError:
+                pass
         subprocess.run(["rm", "-rf", "--one-file-system", base], check=False)
     print(f"{'operation':24} {'runc ms':>9} {'bock ms':>9} {'bock/runc':>10}   (median of {a.n})")
     for label, per in results.items():
