@@ -1,0 +1,44 @@
+"""Find and undo mounts a test left under its temporary directories (never rm -rf a mount)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MNT_DETACH = 2
+
+
+def _unescape(field: str) -> str:
+    for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(esc, ch)
+    return field
+
+
+def mounts_under(prefixes: list[str], mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points (in mount order) at or below any of ``prefixes``."""
+    roots = [os.path.realpath(p).rstrip("/") for p in prefixes]
+    out = []
+    with open(mountinfo) as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if any(point == r or point.startswith(r + "/") for r in roots):
+                out.append(point)
+    return out
+
+
+def umount(path: str, flags: int = MNT_DETACH) -> None:
+    if _libc.umount2(os.fsencode(path), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {path}: {os.strerror(err)}")
+
+
+def unmount_all_under(prefixes: list[str]) -> list[str]:
+    """Lazily unmount everything below ``prefixes``, deepest first; return what was mounted."""
+    found = mounts_under(prefixes)
+    for point in reversed(found):
+        try:
+            umount(point)
+        except OSError:
+            pass
+    return found
