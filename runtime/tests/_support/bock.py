@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from _support.mounts import mounts_under, unmount_all_under
 
-
 _VALID_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 
 
