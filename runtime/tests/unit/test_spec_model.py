@@ -175,7 +175,7 @@ def test_check_spec_errors(changes, message):
 
 
 def test_read_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="config.json not found"):
+    with pytest.raises(ConfigError, match=r"config\.json not found"):
         read_config(str(tmp_path))
     (tmp_path / "config.json").write_text("{nope")
     with pytest.raises(ConfigError, match="invalid JSON"):
@@ -224,9 +224,9 @@ def test_default_rootless_spec():
             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
         }
     ]
-    pts = [m for m in doc["mounts"] if m["destination"] == "/dev/pts"][0]
+    pts = next(m for m in doc["mounts"] if m["destination"] == "/dev/pts")
     assert "gid=5" not in pts["options"]
-    assert "gid=5" in [m for m in default_spec()["mounts"] if m["destination"] == "/dev/pts"][0]["options"]
+    assert "gid=5" in next(m for m in default_spec()["mounts"] if m["destination"] == "/dev/pts")["options"]
 
 
 def test_write_spec_refuses_to_overwrite(tmp_path):

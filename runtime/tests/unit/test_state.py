@@ -59,8 +59,10 @@ def test_stopped_when_the_pid_was_reused(tmp_path, child):
 
 
 def test_stopped_when_the_init_is_a_zombie(tmp_path):
-    proc = subprocess.Popen(["true"])
+    proc = subprocess.Popen(["sleep", "60"])
     start = proc_start_time(proc.pid)
+    assert start is not None
+    proc.kill()
     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
     try:
         assert proc_start_time(proc.pid) is None
@@ -72,8 +74,10 @@ def test_stopped_when_the_init_is_a_zombie(tmp_path):
 
 
 def test_stopped_when_the_init_is_gone(tmp_path):
-    proc = subprocess.Popen(["true"])
+    proc = subprocess.Popen(["sleep", "60"])
     start = proc_start_time(proc.pid)
+    assert start is not None
+    proc.kill()
     proc.wait()
     c = _container(tmp_path, proc.pid, start)
     assert c.status() == "stopped"
