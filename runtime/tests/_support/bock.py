@@ -97,7 +97,12 @@ class Runtime:
         """``bock --root R ARGS``."""
         if ("create" in args or "run" in args) and args:
             last = args[-1]
-            if _VALID_ID.issuperset(last) and last not in (".", "..") and last not in self.ids:
+            if (
+                _VALID_ID.issuperset(last)
+                and last not in (".", "..")
+                and len(last) <= 1024
+                and last not in self.ids
+            ):
                 self.ids.append(last)  # teardown deletes it
         return self.raw(["--root", self.root, *args], **kw)
 
