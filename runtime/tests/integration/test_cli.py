@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import subprocess
 from datetime import datetime
@@ -101,7 +102,7 @@ def test_all_global_flags_together_on_a_whole_lifecycle(runtime, bundle, tmp_pat
         runtime.raw([*g, "create", "--bundle", b.path, cid], stdout=out, stderr=out).ok()
     runtime.raw([*g, "start", cid]).ok()
     runtime.raw([*g, "delete", "--force", cid]).ok()
-    for line in open(log).read().splitlines():
+    for line in pathlib.Path(log).read_text().splitlines():
         assert set(json.loads(line)) == {"level", "msg", "time"}
 
 
