@@ -175,6 +175,10 @@ def _create(
 
     fifo_path = os.path.join(state_dir, FIFO)
     os.mkfifo(fifo_path, 0o622)
+    # As runc: exactly 0622 (mkfifo's mode is masked by the umask) and owned by the container's
+    # root, so that an init already switched to process.user (or mapped uid) can open it.
+    os.chmod(fifo_path, 0o622)
+    os.chown(fifo_path, _host_id(spec.linux.uid_mappings), _host_id(spec.linux.gid_mappings))
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = _console_fd(opts, spec)
     new_flags, join, join_user, new_user = _namespaces(spec)
@@ -278,6 +282,14 @@ def _create(
     if opts.pid_file:
         write_pid_file(opts.pid_file, init_pid)
     return container
+
+
+def _host_id(mappings) -> int:
+    """The host id that the container's id 0 maps to (0 without a mapping)."""
+    for m in mappings:
+        if m.container_id == 0:
+            return m.host_id
+    return 0
 
 
 def _console_module(spec: Spec):
