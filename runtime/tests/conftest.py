@@ -66,8 +66,10 @@ def bundle(tmp_path: pathlib.Path, rootfs_template: str, spec_template: dict):
     """``bundle(*argv, name=..., rootfs=True)`` -> :class:`Bundle` under tmp_path."""
     made: list[str] = []
 
-    def make(*argv: str, name: str | None = None, rootfs: bool = True) -> Bundle:
-        path = tmp_path / (name or f"bundle{len(made)}")
+    def make(
+        *argv: str, name: str | None = None, rootfs: bool = True, base: pathlib.Path | None = None
+    ) -> Bundle:
+        path = (base or tmp_path) / (name or f"bundle{len(made)}")
         path.mkdir()
         made.append(str(path))
         root = str(path / "rootfs")
@@ -87,6 +89,23 @@ def runtime(bock_bin: str, tmp_path: pathlib.Path):
     finally:
         problems = rt.cleanup()
     assert not problems, problems
+
+
+@pytest.fixture
+def open_tmp(runtime):
+    """A directory every uid can traverse (tmp_path's parents are 0700): for user namespaces
+    whose root is an unprivileged host uid. Watched for leftover mounts, removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="bock-test-", dir="/tmp")
+    os.chmod(path, 0o711)
+    runtime.watch.append(path)
+    try:
+        yield pathlib.Path(path)
+    finally:
+        if not mounts_under([path]):  # never remove a directory that still holds a mount
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

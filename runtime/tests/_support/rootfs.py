@@ -29,6 +29,7 @@ def build_template(dest: str) -> str:
         raise FileNotFoundError(f"{BUSYBOX} is missing: apt-get install busybox-static")
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "var", "run"):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
+    os.chmod(dest, 0o755)  # mktemp made it 0700; a real / is 0755 (user namespaces need it)
     os.chmod(os.path.join(dest, "tmp"), 0o1777)
     shutil.copy2(BUSYBOX, os.path.join(dest, "bin", "busybox"))
     for applet in busybox_applets():
