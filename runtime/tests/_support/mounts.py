@@ -42,3 +42,40 @@ def unmount_all_under(prefixes: list[str]) -> list[str]:
         except OSError:
             pass
     return found
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
+    ret = _libc.mount(
+        os.fsencode(source),
+        os.fsencode(target),
+        os.fsencode(fstype),
+        flags,
+        os.fsencode(data) if data else None,
+    )
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def mountinfo_entries(text: str) -> list[dict]:
+    """Parse mountinfo text: point, root, options, optional tags, fstype, source, super options."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        sep = fields.index("-")
+        out.append(
+            {
+                "id": int(fields[0]),
+                "parent": int(fields[1]),
+                "root": _unescape(fields[3]),
+                "point": _unescape(fields[4]),
+                "options": fields[5].split(","),
+                "tags": fields[6:sep],
+                "fstype": fields[sep + 1],
+                "source": fields[sep + 2],
+                "super": fields[sep + 3].split(",") if len(fields) > sep + 3 else [],
+            }
+        )
+    return out
