@@ -242,6 +242,10 @@ def _create(
         sync.send(parent_sock, "go")
         while True:
             verb, payload, fds = sync.recv(parent_sock, want_fds=1)
+            if verb in ("hooks", "seccomp", "ready") and not init_pid:
+                # stage 2 can speak before stage 1 has reported its pid (both share the socket)
+                init_pid = _expect_pid(parent_sock)
+                cleanup.pids.append(init_pid)
             if verb == "pid":
                 init_pid = int(payload)
                 cleanup.pids.append(init_pid)
@@ -282,6 +286,13 @@ def _create(
     if opts.pid_file:
         write_pid_file(opts.pid_file, init_pid)
     return container
+
+
+def _expect_pid(sock) -> int:
+    try:
+        return int(sync.expect(sock, "pid"))
+    except sync.SyncError as err:
+        raise ExecError(f"unable to start container process: {err}") from None
 
 
 def _host_id(mappings) -> int:
