@@ -1,7 +1,8 @@
 """Fixtures for bock's tests.
 
 - ``import bock`` resolves to this checkout's runtime/ and ``_support`` to runtime/tests/_support.
-- ``bock_bin``: the binary under test (``$BOCK_BINARY``, else ``bock`` on PATH, else skip).
+- ``bock_bin``: the binary under test (``$BOCK_BINARY``, else the ``bock`` of the venv that runs
+  pytest, else ``bock`` on PATH, else skip).
 - ``rootfs_template``: a busybox-static rootfs built once per session (per xdist worker).
 - ``bundle``: a factory of bundles (config from ``bock spec``, terminal off) on a private
   copy of the template.

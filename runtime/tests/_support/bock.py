@@ -16,11 +16,15 @@ _VALID_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def find_binary() -> str | None:
-    """``$BOCK_BINARY``, else ``bock`` on PATH, else the one installed next to this Python."""
+    """``$BOCK_BINARY``; else the ``bock`` installed in the venv running the tests (tox, or
+    ``venv/bin/python -m pytest``: the copy that matches these tests, even when another
+    ``bock`` comes first on PATH); else ``bock`` on PATH."""
     if os.environ.get("BOCK_BINARY"):
         return os.environ["BOCK_BINARY"]
     beside = os.path.join(os.path.dirname(sys.executable), "bock")
-    return shutil.which("bock") or (beside if os.access(beside, os.X_OK) else None)
+    if sys.prefix != sys.base_prefix and os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("bock")
 
 
 def new_id() -> str:

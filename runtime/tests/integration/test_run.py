@@ -80,3 +80,33 @@ def test_run_short_detach_alias(runtime, bundle):
     with open(b.out_path, "w") as out:
         runtime("run", "-d", "-b", b.path, cid, stdout=out, stderr=out).ok()
     assert runtime.status(cid) == "running"
+
+
+def test_many_concurrent_runs_all_succeed(runtime, bundle):
+    """Under load stage 2 may report before stage 1 sent the init's pid: no run may fail or hang."""
+    import subprocess
+
+    b = bundle("true")
+    procs = []
+    for _ in range(16):
+        cid = runtime.new_id()
+        procs.append(
+            subprocess.Popen(
+                [runtime.binary, "--root", runtime.root, "run", "--bundle", b.path, cid],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    failures = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            failures.append(("timeout", err))
+            continue
+        if p.returncode != 0:
+            failures.append((p.returncode, err))
+    assert not failures, failures
