@@ -45,7 +45,7 @@ def test_root_is_a_bind_of_the_rootfs_and_pivoted(runtime, bundle):
 @pytest.mark.parametrize(
     ("prop", "tag"),
     # the values the runtime-spec schema allows (runc also takes rshared, rslave, ...)
-    [("shared", "shared:"), ("private", None), ("slave", None), ("unbindable", "unbindable")],
+    [("shared", "shared:"), ("private", None), ("slave", None)],
 )
 def test_rootfs_propagation(runtime, bundle, prop, tag):
     b = bundle("cat", "/proc/self/mountinfo")
@@ -57,6 +57,17 @@ def test_rootfs_propagation(runtime, bundle, prop, tag):
     else:
         assert not any(t.startswith(("shared:", "unbindable")) for t in root["tags"]), root
     # the fixture also checks that no mount leaked into the host's namespace
+
+
+def test_rootfs_propagation_unbindable_fails_like_runc(runtime, bundle):
+    # runc (1.1 to 1.5) makes / unbindable first, so binding the rootfs fails with EINVAL
+    b = bundle("true")
+    b.config["linux"]["rootfsPropagation"] = "unbindable"
+    b.save()
+    cid = runtime.new_id()
+    res = runtime.run(b, cid)
+    assert res.rc == 1 and "Invalid argument" in res.err
+    assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
 def test_pivot_root_leaves_no_host_tree(runtime, bundle):

@@ -101,10 +101,10 @@ def test_many_concurrent_runs_all_succeed(runtime, bundle):
     failures = []
     for p in procs:
         try:
-            out, err = p.communicate(timeout=60)
+            _out, err = p.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             p.kill()
-            out, err = p.communicate()
+            _out, err = p.communicate()
             failures.append(("timeout", err))
             continue
         if p.returncode != 0:
