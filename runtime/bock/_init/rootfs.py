@@ -161,6 +161,14 @@ def remount_bind(sys: s.LinuxSyscalls, rootfs: str, dest: str, flags: int) -> No
 def setup_dev(sys: s.LinuxSyscalls, spec: Spec, rootfs: str, userns: bool) -> None:
     """Default devices (created, or bind-mounted from the host in a user namespace),
     the spec's devices, the /dev symlinks and /dev/ptmx."""
+    old_umask = os.umask(0)  # as runc's createDevices: fileMode exactly, not masked
+    try:
+        _setup_dev(sys, spec, rootfs, userns)
+    finally:
+        os.umask(old_umask)
+
+
+def _setup_dev(sys: s.LinuxSyscalls, spec: Spec, rootfs: str, userns: bool) -> None:
     configured = {d.path for d in spec.linux.devices}
     for path, major, minor in DEFAULT_DEVICES:
         if path in configured:
