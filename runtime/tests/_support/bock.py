@@ -79,9 +79,21 @@ class Runtime:
         pass_fds: Sequence[int] = (),
         env: dict | None = None,
         cwd: str | None = None,
+        fd_map: dict[int, int] | None = None,
     ) -> Result:
-        """Run ``bock ARGS`` (no implicit --root). stdout/stderr default to pipes."""
+        """Run ``bock ARGS`` (no implicit --root). stdout/stderr default to pipes.
+
+        ``fd_map`` {target: source}: in the child only, dup2 ``source`` onto ``target`` and
+        keep it open (never dup2 onto low fds in the test process: xdist owns some)."""
         argv = [self.binary, *args]
+        preexec = None
+        if fd_map:
+            pass_fds = (*pass_fds, *fd_map)
+
+            def preexec() -> None:
+                for target, source in fd_map.items():
+                    os.dup2(source, target)  # inheritable
+
         proc = subprocess.run(
             argv,
             input=input,
@@ -94,6 +106,7 @@ class Runtime:
             cwd=cwd,
             text=True,
             close_fds=True,
+            preexec_fn=preexec,
         )
         return Result(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
 
