@@ -82,7 +82,7 @@ def _has_caps() -> bool:
 )
 def test_root_without_cap_sys_ptrace_cannot_reach_the_init_exe(runtime, bundle):
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_DAC_OVERRIDE", "CAP_CHOWN"]
-    got, cmdline, before, after = _attack(runtime, bundle, {"uid": 0, "gid": 0}, caps)
+    got, _cmdline, before, after = _attack(runtime, bundle, {"uid": 0, "gid": 0}, caps)
     assert got["write"] == "denied"
     assert before == after
     assert got["read"] == "denied"  # non-dumpable: no ptrace access without CAP_SYS_PTRACE
@@ -97,7 +97,7 @@ def test_root_without_cap_sys_ptrace_cannot_reach_the_init_exe(runtime, bundle):
 )
 def test_root_with_cap_sys_ptrace_cannot_reach_the_init_exe(runtime, bundle):
     caps = ["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_KILL"]
-    got, cmdline, before, after = _attack(runtime, bundle, {"uid": 0, "gid": 0}, caps)
+    got, _cmdline, before, after = _attack(runtime, bundle, {"uid": 0, "gid": 0}, caps)
     # what must hold even here: the host interpreter cannot be opened for writing or changed
     assert got["write"] == "denied"
     assert before == after
