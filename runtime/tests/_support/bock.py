@@ -145,6 +145,15 @@ class Runtime:
             self("create", "--bundle", bundle.path, *flags, cid, **kw).ok()
         return cid
 
+    def create_fails(self, bundle, *flags: str, **kw) -> Result:
+        """``create`` that must fail with exit code 1 and leave no state directory behind."""
+        cid = new_id()
+        res = self("create", "--bundle", bundle.path, *flags, cid, stdin=subprocess.DEVNULL, **kw)
+        assert res.rc == 1, res
+        assert res.out == "", res
+        assert not os.path.exists(os.path.join(self.root, cid)), f"create left {cid} behind"
+        return res
+
     def start(self, cid: str) -> Result:
         return self("start", cid).ok()
 

@@ -304,10 +304,7 @@ def test_missing_bundle(runtime, tmp_path):
 
 def test_missing_rootfs(runtime, bundle):
     b = bundle("true", rootfs=False)
-    cid = runtime.new_id()
-    res = runtime("create", "--bundle", b.path, cid)
-    assert res.rc == 1 and "rootfs" in res.err
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert "rootfs" in runtime.create_fails(b).err
 
 
 def test_wrong_number_of_arguments(runtime):

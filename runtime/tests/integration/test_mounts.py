@@ -225,10 +225,7 @@ def test_bind_source_is_not_resolved_in_the_rootfs(runtime, bundle, tmp_path):
 def test_missing_bind_source_fails_create_cleanly(runtime, bundle, tmp_path):
     b = bundle("true")
     b.add_mount("/m", "bind", str(tmp_path / "does-not-exist"), ["bind"])
-    cid = runtime.new_id()
-    res = runtime("create", "--bundle", b.path, cid)
-    assert res.rc == 1 and "does-not-exist" in res.err
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert "does-not-exist" in runtime.create_fails(b).err
 
 
 def test_proc_onto_a_symlink_to_a_file_is_refused(runtime, bundle, tmp_path):

@@ -130,10 +130,7 @@ def test_join_pid_namespace_sees_the_first_init(runtime, bundle):
 def test_join_a_missing_namespace_path_fails_cleanly(runtime, bundle):
     b = bundle("true")
     b.set_namespace("network", "/proc/999999999/ns/net")
-    cid = runtime.new_id()
-    res = runtime("create", "--bundle", b.path, cid)
-    assert res.rc == 1 and "/proc/999999999/ns/net" in res.err
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert "/proc/999999999/ns/net" in runtime.create_fails(b).err
 
 
 def test_join_a_namespace_of_the_wrong_type_fails(runtime, bundle, tmp_path):
@@ -142,10 +139,7 @@ def test_join_a_namespace_of_the_wrong_type_fails(runtime, bundle, tmp_path):
     pid = runtime.state(first)["pid"]
     b = bundle("true", name="b")
     b.set_namespace("network", f"/proc/{pid}/ns/ipc")
-    cid = runtime.new_id()
-    res = runtime("create", "--bundle", b.path, cid)
-    assert res.rc == 1
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    runtime.create_fails(b)
 
 
 def test_network_namespace_has_only_loopback(runtime, bundle):

@@ -208,18 +208,14 @@ def test_terminal_needs_a_console_socket(runtime, bundle):
     b = bundle("true")
     b.config["process"]["terminal"] = True
     b.save()
-    cid = runtime.new_id()
-    res = runtime("create", "--bundle", b.path, cid)
-    assert res.rc == 1 and "console socket" in res.err
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert "console socket" in runtime.create_fails(b).err
 
 
 def test_console_socket_without_terminal_is_refused(runtime, bundle, tmp_path):
     b = bundle("true")
     console = ConsoleSocket(str(tmp_path / "c.sock"))
     try:
-        res = runtime("create", "--bundle", b.path, "--console-socket", console.path, runtime.new_id())
-        assert res.rc == 1 and "console socket" in res.err
+        assert "console socket" in runtime.create_fails(b, "--console-socket", console.path).err
     finally:
         console.close()
 

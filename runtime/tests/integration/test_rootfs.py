@@ -20,6 +20,23 @@ def root_entry(mountinfo: str) -> dict:
     return entry
 
 
+def mountinfo_from_setns(pid: int) -> str:
+    """/proc/self/mountinfo of a process that setns()'d into the container's mount and pid
+    namespaces from the host: its root is then the namespace's root mount."""
+    return subprocess.run(
+        [
+            "nsenter",
+            f"--mount=/proc/{pid}/ns/mnt",
+            f"--pid=/proc/{pid}/ns/pid",
+            "/bin/cat",
+            "/proc/self/mountinfo",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 @contextlib.contextmanager
 def mounted(source: str, target: str, fstype: str, data: str | None = None):
     mount(source, target, fstype, 0, data)
@@ -75,20 +92,9 @@ def test_pivot_root_leaves_no_host_tree(runtime, bundle):
     cid = runtime.create(b)
     pid = runtime.state(cid)["pid"]
     # setns into the container's mount namespace: its root is the rootfs (pivot_root)
-    res = subprocess.run(
-        [
-            "nsenter",
-            f"--mount=/proc/{pid}/ns/mnt",
-            f"--pid=/proc/{pid}/ns/pid",
-            "/bin/cat",
-            "/proc/self/mountinfo",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert not any(e["point"].startswith(b.rootfs) for e in mountinfo_entries(res.stdout))
-    root = root_entry(res.stdout)
+    mountinfo = mountinfo_from_setns(pid)
+    assert not any(e["point"].startswith(b.rootfs) for e in mountinfo_entries(mountinfo))
+    root = root_entry(mountinfo)
     assert root["root"].endswith(b.rootfs)
 
 
@@ -97,19 +103,8 @@ def test_no_pivot_uses_chroot(runtime, bundle):
     cid = runtime.create(b, None, "--no-pivot")
     pid = runtime.state(cid)["pid"]
     # the rootfs was moved over the namespace's / (what is under it cannot be seen from here)
-    res = subprocess.run(
-        [
-            "nsenter",
-            f"--mount=/proc/{pid}/ns/mnt",
-            f"--pid=/proc/{pid}/ns/pid",
-            "/bin/cat",
-            "/proc/self/mountinfo",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    root = root_entry(res.stdout)
+    mountinfo = mountinfo_from_setns(pid)
+    root = root_entry(mountinfo)
     assert root["root"].endswith(b.rootfs)
     runtime.start(cid)
     res = runtime.run(
