@@ -348,3 +348,43 @@ def _wait_status(runtime, cid: str, status: str, timeout: float = 10) -> None:
             return
         assert time.monotonic() < deadline, f"{cid} is {got}, wanted {status}"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("value", ["true", "false", "auto"])
+def test_rootless_takes_a_separate_value_too(runtime, value):
+    # urfave/cli: --rootless is a string flag, so "--rootless false" is flag + value
+    res = runtime.raw(["--rootless", value, "--root", runtime.root, "list", "-q"])
+    assert res.rc == 0, res
+
+
+def test_systemd_cgroup_bare_is_accepted(runtime):
+    runtime.raw(["--systemd-cgroup", "--root", runtime.root, "list"]).ok()
+
+
+def test_run_detach_with_terminal_needs_a_console_socket(runtime, bundle):
+    b = bundle("true")
+    b.config["process"]["terminal"] = True
+    b.save()
+    cid = runtime.new_id()
+    res = runtime("run", "--detach", "--bundle", b.path, cid)
+    assert res.rc == 1 and "console socket" in res.err
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_no_new_keyring_is_accepted(runtime, bundle):
+    for form in ("--no-new-keyring", "-no-new-keyring", "--no-new-keyring=false"):
+        runtime.run(bundle("true"), None, form).ok()
+
+
+def test_pid_file_in_a_missing_directory_fails_and_cleans_up(runtime, bundle, tmp_path):
+    b = bundle("sleep", "60")
+    before = set(os.listdir("/proc"))
+    res = runtime.create_fails(b, "--pid-file", str(tmp_path / "missing-dir" / "x.pid"))
+    assert "missing-dir" in res.err
+    # the init that was waiting is gone too
+    for pid in set(os.listdir("/proc")) - before:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert b.path.encode() not in f.read()
+        except FileNotFoundError:
+            pass

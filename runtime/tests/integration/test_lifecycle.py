@@ -348,3 +348,41 @@ def test_create_failure_leaves_nothing(runtime, bundle):
     b.save()
     assert "/nonexistent-src-dir" in runtime.create_fails(b).err
     assert runtime("list", "-q").out == ""
+
+
+def test_state_validates_against_the_upstream_schema(runtime, bundle):
+    from _support.schemas import upstream_validator
+
+    validator = upstream_validator("state-schema.json")
+    if validator is None:
+        pytest.skip("jsonschema or the upstream schemas are not available")
+    b = bundle("sleep", "30")
+    cid = runtime.create(b)
+    states = [runtime.state(cid)]
+    runtime.start(cid)
+    states.append(runtime.state(cid))
+    runtime("kill", cid, "KILL").ok()
+    states.append(wait_status(runtime, cid, "stopped"))
+    states += json.loads(runtime("list", "--format", "json").ok().out)
+    for st in states:
+        errors = list(validator.iter_errors(st))
+        assert not errors, (st, errors[:3])
+    assert [s["status"] for s in states[:3]] == ["created", "running", "stopped"]
+
+
+def test_run_keep_leaves_the_stopped_container(runtime, bundle):
+    cid = runtime.new_id()
+    runtime.run(bundle("true"), cid, "--keep").ok()
+    assert runtime.status(cid) == "stopped"
+    runtime("delete", cid).ok()
+
+
+def test_kill_created_container_with_term(runtime, bundle):
+    b = bundle("sh", "-c", "echo should-not-run")
+    cid = runtime.create(b)
+    runtime("kill", cid, "TERM").ok()
+    st = wait_status(runtime, cid, "stopped")
+    assert st["pid"] == 0
+    assert b.output() == ""
+    res = runtime("start", cid)
+    assert res.rc == 1 and "stopped" in res.err

@@ -234,3 +234,15 @@ def test_console_exists_with_a_terminal(runtime, bundle):
     b.save()
     out = runtime.run(b).ok().out.replace("\r", "").split()
     assert "console" in out and "/dev/pts/0" in out
+
+
+def test_signals_start_default_like_runc(runtime, bundle):
+    """Python ignores SIGPIPE and SIGXFSZ; the container's process must not inherit that."""
+    out = runtime.run(bundle("grep", "-E", "^Sig(Ign|Blk|Cgt):", "/proc/self/status")).ok().out
+    assert status_fields(out) == {"SigIgn": "0" * 16, "SigBlk": "0" * 16, "SigCgt": "0" * 16}
+
+
+def test_sigpipe_kills_a_writer_to_a_closed_pipe(runtime, bundle):
+    res = runtime.run(bundle("sh", "-c", '(yes; echo "yes-exited=$?" >&2) | head -n 1')).ok()
+    assert res.out == "y\n"
+    assert "yes-exited=141" in res.err  # killed by SIGPIPE (128 + 13), not a write error

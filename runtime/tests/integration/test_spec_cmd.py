@@ -46,29 +46,11 @@ def test_spec_rootless(runtime, tmp_path):
 
 
 def test_spec_validates_against_the_upstream_schema(runtime, tmp_path):
-    jsonschema = pytest.importorskip("jsonschema")
-    schema_dir = "/work/shared/oci-spec/runtime-spec-schema"
-    if not os.path.isdir(schema_dir):
-        pytest.skip("upstream schemas not available")
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT7
+    from _support.schemas import upstream_validator
 
-    resources = []
-    for name in os.listdir(schema_dir):
-        if name.endswith(".json"):
-            with open(os.path.join(schema_dir, name)) as f:
-                resources.append(
-                    (
-                        "file://" + os.path.join(schema_dir, name),
-                        Resource.from_contents(json.load(f), default_specification=DRAFT7),
-                    )
-                )
-    registry = Registry().with_resources(resources)
-    with open(os.path.join(schema_dir, "config-schema.json")) as f:
-        schema = json.load(f)
-    validator = jsonschema.Draft7Validator(
-        {**schema, "$id": "file://" + schema_dir + "/config-schema.json"}, registry=registry
-    )
+    validator = upstream_validator("config-schema.json")
+    if validator is None:
+        pytest.skip("jsonschema or the upstream schemas are not available")
     for flags in ([], ["--rootless"]):
         d = tmp_path / ("r" if flags else "n")
         d.mkdir()

@@ -186,3 +186,9 @@ def test_global_unknown_flag():
 def test_global_missing_value():
     with pytest.raises(UsageError, match="flag needs an argument: -root"):
         _args.parse_global(["--root"])
+
+
+@pytest.mark.parametrize("value", ["true", "false", "auto"])
+def test_global_rootless_separate_value(value):
+    g, rest = _args.parse_global(["--rootless", value, "list"])
+    assert g["rootless"] == value and rest == ["list"]
