@@ -110,3 +110,33 @@ def test_many_concurrent_runs_all_succeed(runtime, bundle):
         if p.returncode != 0:
             failures.append((p.returncode, err))
     assert not failures, failures
+
+
+def test_run_passes_stdin_through(runtime, bundle):
+    b = bundle("sh", "-c", 'read a; read b; echo "$b-$a"')
+    res = runtime("run", "--bundle", b.path, runtime.new_id(), input="one\ntwo\n").ok()
+    assert res.out == "two-one\n"
+
+
+def test_run_forwards_signals_to_the_container(runtime, bundle):
+    import signal
+    import subprocess
+
+    b = bundle("sh", "-c", "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.05; done")
+    cid = runtime.new_id()
+    proc = subprocess.Popen(
+        [runtime.binary, "--root", runtime.root, "run", "--bundle", b.path, cid],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 3
+        assert proc.stdout.read() == b"got-term\n"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
