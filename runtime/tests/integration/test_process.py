@@ -246,3 +246,12 @@ def test_sigpipe_kills_a_writer_to_a_closed_pipe(runtime, bundle):
     res = runtime.run(bundle("sh", "-c", '(yes; echo "yes-exited=$?" >&2) | head -n 1')).ok()
     assert res.out == "y\n"
     assert "yes-exited=141" in res.err  # killed by SIGPIPE (128 + 13), not a write error
+
+
+def test_run_with_a_terminal_exit_code_and_input(runtime, bundle):
+    b = bundle("sh", "-c", "read x; echo got:$x; exit 5")
+    b.config["process"]["terminal"] = True
+    b.save()
+    res = runtime("run", "--bundle", b.path, runtime.new_id(), input="hello\n")
+    assert res.rc == 5, res
+    assert "got:hello" in res.out
