@@ -110,6 +110,7 @@ def mount_one(sys: s.LinuxSyscalls, m: Mount, rootfs: str, bundle: str, cgroup_m
                 f"error mounting {source!r} to rootfs at {m.destination!r}: stat {source}: "
                 "no such file or directory"
             ) from None
+        _check_proc_mount(rootfs, resolve_in_root(rootfs, dest_in))
         dest = _create_mountpoint(rootfs, dest_in, stat.S_ISDIR(st.st_mode))
         flags = opts.flags | s.MS_BIND
         _mount_at(sys, rootfs, dest, source, "bind", flags & (s.MS_BIND | s.MS_REC), None)
@@ -133,6 +134,22 @@ def mount_one(sys: s.LinuxSyscalls, m: Mount, rootfs: str, bundle: str, cgroup_m
             _mount_at(sys, rootfs, dest, m.source or fstype, fstype, flags, data)
     for flag in opts.propagation:
         _mount_at(sys, rootfs, dest, None, None, flag, None)
+
+
+# runc's checkProcMount: a bind mount may cover only these /proc files (lxcfs emulates them);
+# anything else could hide what the kernel or an LSM relies on (CVE-2019-19921 class).
+_PROC_BINDABLE = frozenset(
+    ["cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo", "net/dev"]
+    + ["sys/kernel/ns_last_pid"]
+)
+
+
+def _check_proc_mount(rootfs: str, dest: str) -> None:
+    proc = os.path.join(rootfs, "proc")
+    if dest == proc:
+        raise RootfsError(f'"{dest}" cannot be mounted because it is not of type proc')
+    if dest.startswith(proc + "/") and dest[len(proc) + 1 :] not in _PROC_BINDABLE:
+        raise RootfsError(f'"{dest}" cannot be mounted because it is inside /proc')
 
 
 def _tmpcopyup(sys: s.LinuxSyscalls, rootfs: str, dest: str, source: str, flags: int, data) -> None:
