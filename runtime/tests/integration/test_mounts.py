@@ -234,3 +234,19 @@ def test_proc_onto_a_symlink_to_a_file_is_refused(runtime, bundle, tmp_path):
     os.symlink("/etc/passwd", os.path.join(b.rootfs, "proc"))
     res = runtime.run(b)
     assert res.rc == 1 and "not a directory" in res.err
+
+
+def test_bind_inside_proc_is_refused_like_runc(runtime, bundle, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    b = bundle("true")
+    b.add_mount("/proc/sys/kernel", "bind", str(src), ["bind"])
+    assert "cannot be mounted because it is inside /proc" in runtime.create_fails(b).err
+
+
+def test_bind_over_an_lxcfs_proc_file_is_allowed(runtime, bundle, tmp_path):
+    fake = tmp_path / "uptime"
+    fake.write_text("12345.00 1.00\n")
+    b = bundle("cat", "/proc/uptime")
+    b.add_mount("/proc/uptime", "bind", str(fake), ["bind", "ro"])
+    assert runtime.run(b).ok().out == "12345.00 1.00\n"

@@ -379,3 +379,24 @@ def test_recording_seam_raises_configured_errors(rootfs):
     with pytest.raises(PermissionError):
         sys_.pivot_root(".", ".")
     assert sys_.calls == [("pivot_root", ".", ".")]
+
+
+@pytest.mark.parametrize(
+    "dest", ["/proc/sys/kernel", "/proc/self/attr", "/proc/../proc/sysrq-trigger", "/proc"]
+)
+def test_bind_inside_proc_is_refused_like_runc(sys_, rootfs, tmp_path, dest):
+    m = Mount.from_json({"destination": dest, "type": "bind", "source": str(tmp_path), "options": ["bind"]})
+    with pytest.raises(rfs.RootfsError, match="cannot be mounted because it is"):
+        rfs.mount_one(sys_, m, rootfs, str(tmp_path))
+    assert sys_.calls == []
+
+
+@pytest.mark.parametrize(
+    "dest", ["/proc/uptime", "/proc/meminfo", "/proc/sys/kernel/ns_last_pid", "/procfoo"]
+)
+def test_bind_over_lxcfs_proc_files_is_allowed(sys_, rootfs, tmp_path, dest):
+    src = tmp_path / "f"
+    src.write_text("x")
+    m = Mount.from_json({"destination": dest, "type": "bind", "source": str(src), "options": ["bind"]})
+    rfs.mount_one(sys_, m, rootfs, str(tmp_path))
+    assert mounts(sys_)[0][2] == "bind"
