@@ -218,3 +218,25 @@ def test_rootfs_that_is_a_symlink(runtime, bundle, rootfs_template):
         f.write("via link\n")
     os.symlink("real-rootfs", b.rootfs)
     assert runtime.run(b).ok().out == "via link\n"
+
+
+def test_readonly_root_on_a_caller_mounted_tmpfs_keeps_the_host_mount_rw(runtime, bundle, rootfs_template):
+    b = bundle("sh", "-c", "touch /x 2>&1; echo rc=$?", rootfs=False)
+    b.config["root"]["readonly"] = True
+    b.save()
+    os.mkdir(b.rootfs)
+    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
+        shutil.copytree(rootfs_template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+        assert "rc=1" in runtime.run(b).ok().out
+        with open(os.path.join(b.rootfs, "host-can-write"), "w") as f:
+            f.write("yes")
+
+
+@pytest.mark.parametrize("name", ["with space", "tab\there", "uni-ñ"])
+def test_bundle_path_with_odd_characters(runtime, bundle, name):
+    b = bundle("sh", "-c", "echo ok; cat /proc/self/mountinfo", name=name)
+    b.config["linux"]["rootfsPropagation"] = "shared"
+    b.save()
+    res = runtime.run(b).ok()
+    assert res.out.startswith("ok\n")
+    assert runtime.raw(["--root", runtime.root, "list", "-q"]).ok().out == ""
