@@ -160,3 +160,39 @@ def test_created_container_namespaces_exist_before_start(runtime, bundle):
     time.sleep(0.05)
     for f in ("net", "uts", "ipc", "mnt"):
         assert os.readlink(f"/proc/{pid}/ns/{f}") != host_ns(f)
+
+
+def test_join_time_and_cgroup_namespaces_by_path(runtime, bundle):
+    a = bundle("sleep", "60", name="a")
+    a.config["linux"]["namespaces"].append({"type": "time"})
+    a.config["linux"]["timeOffsets"] = {"boottime": {"secs": 500000, "nanosecs": 0}}
+    a.save()
+    first = runtime.create(a)
+    pid = runtime.state(first)["pid"]
+    b = bundle("sh", "-c", SCRIPT + "; cat /proc/uptime", name="b")
+    b.set_namespace("time", f"/proc/{pid}/ns/time")
+    b.set_namespace("cgroup", f"/proc/{pid}/ns/cgroup")
+    out = runtime.run(b).ok().out
+    got = inside_ns(out)
+    assert got["time"] == os.readlink(f"/proc/{pid}/ns/time") != host_ns("time")
+    assert got["cgroup"] == os.readlink(f"/proc/{pid}/ns/cgroup")
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert float(out.splitlines()[-1].split()[0]) - host > 400000
+
+
+def test_join_user_namespace_by_path(runtime, bundle, open_tmp):
+    a = bundle("sleep", "60", name="a", base=open_tmp)
+    a.config["linux"]["namespaces"].append({"type": "user"})
+    a.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+    a.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+    a.save()
+    first = runtime.create(a)
+    pid = runtime.state(first)["pid"]
+    b = bundle("sh", "-c", SCRIPT + "; cat /proc/self/uid_map; id -u", name="b", base=open_tmp)
+    b.set_namespace("user", f"/proc/{pid}/ns/user")
+    out = runtime.run(b).ok().out
+    got = inside_ns(out)
+    assert got["user"] == os.readlink(f"/proc/{pid}/ns/user") != host_ns("user")
+    assert out.splitlines()[-2].split() == ["0", "300000", "65536"]
+    assert out.splitlines()[-1] == "0"
