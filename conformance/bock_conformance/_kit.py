@@ -220,6 +220,7 @@ class Kit:
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
         stdout_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> Result:
         """Run the runtime with ``--root <private>`` (or *global_args*) and capture its output."""
         argv = self.argv(*map(str, args), global_args=global_args)
@@ -233,6 +234,7 @@ class Kit:
                     timeout=timeout,
                     pass_fds=pass_fds,
                     cwd=cwd,
+                    env=env,
                 )
             res = Result(argv, proc.returncode, "", stdout_file.with_suffix(".err").read_text(errors="replace"))
         else:
@@ -244,6 +246,7 @@ class Kit:
                 timeout=timeout,
                 pass_fds=pass_fds,
                 cwd=cwd,
+                env=env,
             )
             res = Result(argv, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
         if record:
@@ -304,6 +307,14 @@ class Kit:
         ctr = self.create(cfg)
         ctr.start().expect_ok()
         return ctr
+
+    def console_socket(self) -> Any:
+        """A listening console socket in the kit's directory (closed at cleanup)."""
+        from bock_conformance._console import ConsoleSocket
+
+        sock = ConsoleSocket(self.dir / f"console-{uuid.uuid4().hex[:8]}.sock")
+        self.on_cleanup(sock.close)
+        return sock
 
     def on_cleanup(self, fn: Any) -> None:
         self._cleanups.append(fn)
