@@ -278,6 +278,7 @@ class Kit:
         pid_file: bool = True,
         cid: str | None = None,
         pass_fds: tuple[int, ...] = (),
+        timeout: float = 60,
     ) -> tuple[Container, Result]:
         bdir = bundle if bundle is not None else self.bundle(config)
         if bundle is not None:
@@ -289,7 +290,7 @@ class Kit:
             ctr.pid_file = ctr.out_path.with_suffix(".pid")
             args += ["--pid-file", str(ctr.pid_file)]
         args += [*flags, cid]
-        res = self.cli(*args, stdout_file=ctr.out_path, pass_fds=pass_fds)
+        res = self.cli(*args, stdout_file=ctr.out_path, pass_fds=pass_fds, timeout=timeout)
         ctr.create_result = res
         return ctr, res
 
