@@ -26,9 +26,22 @@ def cgroup_mounts() -> dict[str, Path]:
     return found
 
 
-KNOWN_V1 = (
-    "cpu cpuacct cpuset memory devices freezer net_cls net_prio blkio perf_event hugetlb pids rdma misc".split()
-)
+KNOWN_V1 = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+]
 
 
 def layout() -> str:
@@ -66,9 +79,10 @@ def lsm_enabled(name: str) -> bool:
     if lsm.exists():
         return name in lsm.read_text().split(",")
     if name == "apparmor":
-        return Path("/sys/module/apparmor/parameters/enabled").exists() and Path(
-            "/sys/module/apparmor/parameters/enabled"
-        ).read_text().strip() == "Y"
+        return (
+            Path("/sys/module/apparmor/parameters/enabled").exists()
+            and Path("/sys/module/apparmor/parameters/enabled").read_text().strip() == "Y"
+        )
     if name == "selinux":
         return Path("/sys/fs/selinux/enforce").exists()
     return False

@@ -236,7 +236,9 @@ class Kit:
                     cwd=cwd,
                     env=env,
                 )
-            res = Result(argv, proc.returncode, "", stdout_file.with_suffix(".err").read_text(errors="replace"))
+            res = Result(
+                argv, proc.returncode, "", stdout_file.with_suffix(".err").read_text(errors="replace")
+            )
         else:
             proc = subprocess.run(
                 argv,
@@ -248,7 +250,12 @@ class Kit:
                 cwd=cwd,
                 env=env,
             )
-            res = Result(argv, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+            res = Result(
+                argv,
+                proc.returncode,
+                proc.stdout.decode(errors="replace"),
+                proc.stderr.decode(errors="replace"),
+            )
         if record:
             self.observe("rc", [self.normalize(" ".join(_shape(argv[1:]))), res.rc])
         return res

@@ -8,10 +8,13 @@ hybrid cgroups); README.md carries the same list.
 from __future__ import annotations
 
 OLD = "runc 1.1.5 predates this setting and ignores it"
-POSTSTART = "runc <= 1.5 runs poststart hooks at the end of `create`, before `start` (fixed in runc main, PR #5186)"
+POSTSTART = (
+    "runc <= 1.5 runs poststart hooks at the end of `create`, before `start` (fixed in runc main, PR #5186)"
+)
 TIMENS = 'runc 1.1.5 has no time namespace support: "namespace {"time" ""} does not exist"'
 PROPAGATION = (
-    "runc applies rootfsPropagation to the mount namespace's / and makes the rootfs's parent private before the "
+    "runc applies rootfsPropagation to the mount namespace's / and makes the rootfs's parent private "
+    "before the "
     "bind mount, so the container's / carries no propagation flag"
 )
 
@@ -36,7 +39,8 @@ RUNC_1_1: dict[str, str] = {
     "test_io_priority": f"{OLD} (process.ioPriority, spec 1.2; added in runc 1.2)",
     "test_scheduler_policy": f"{OLD} (process.scheduler, spec 1.2; added in runc 1.2)",
     "test_exec_cpu_affinity": f"{OLD} (process.execCPUAffinity, spec 1.3; added in runc 1.2.x)",
-    "test_flag_log_accepted": 'runc 1.1.5 refuses every seccomp flag: "seccomp flags are not yet supported by runc"',
+    "test_flag_log_accepted": "runc 1.1.5 refuses every seccomp flag: "
+    '"seccomp flags are not yet supported by runc"',
 }
 
 

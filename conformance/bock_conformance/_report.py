@@ -126,7 +126,9 @@ def build_report(junit: str | Path, fmt: str = "md", runtimes: list[str] | None 
         *[f"Runtime{' ' + str(n + 1) if len(runtimes) > 1 else ''}: {rt}" for n, rt in enumerate(runtimes)],
     ]
     totals = {k: sum(row[k] for row in table.values()) for k in ("cases", "passed", "failed", "skipped")}
-    summary_rows = [[_title(s), *(str(table[s][k]) for k in ("cases", "passed", "failed", "skipped"))] for s in sections]
+    summary_rows = [
+        [_title(s), *(str(table[s][k]) for k in ("cases", "passed", "failed", "skipped"))] for s in sections
+    ]
     summary_rows.append(["**total**", *(str(totals[k]) for k in ("cases", "passed", "failed", "skipped"))])
     blocks: list[tuple[str, list[str], list[list[str]]]] = [
         ("Summary", ["section", "cases", "pass", "fail", "skip"], summary_rows)

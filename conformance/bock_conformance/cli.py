@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 runtimes = [runtime_version(opts.runtime)]
                 if opts.compare:
                     runtimes.append(runtime_version(opts.compare))
-                text = build_report(junit, fmt="html" if opts.report.endswith(".html") else "md", runtimes=runtimes)
+                text = build_report(
+                    junit, fmt="html" if opts.report.endswith(".html") else "md", runtimes=runtimes
+                )
                 Path(opts.report).write_text(text)
         return code
     except ConformanceError as exc:

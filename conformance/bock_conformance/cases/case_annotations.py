@@ -31,6 +31,6 @@ def test_annotations_absent_or_empty_without_config(kit):
 
 def test_annotation_values_with_unicode_and_newlines(kit):
     cfg = kit.config("sleep 300")
-    cfg["annotations"] = {"org.example.text": "zwölf\nlines \"quoted\""}
+    cfg["annotations"] = {"org.example.text": 'zwölf\nlines "quoted"'}
     ctr = kit.create(cfg)
-    assert ctr.state()["annotations"]["org.example.text"] == "zwölf\nlines \"quoted\""
+    assert ctr.state()["annotations"]["org.example.text"] == 'zwölf\nlines "quoted"'

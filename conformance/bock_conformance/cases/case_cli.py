@@ -10,6 +10,7 @@ import select
 import subprocess
 import time
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -32,8 +33,17 @@ def test_containerd_argv_shape(kit):
     log = bdir / "log.json"
     globs = ["--root", str(kit.root), "--log", str(log), "--log-format", "json"]
     out = bdir / "ctr.out"
-    res = kit.cli("create", "--bundle", bdir, "--pid-file", bdir / "init.pid", cid, global_args=globs,
-                  stdout_file=out, cwd=bdir)
+    res = kit.cli(
+        "create",
+        "--bundle",
+        bdir,
+        "--pid-file",
+        bdir / "init.pid",
+        cid,
+        global_args=globs,
+        stdout_file=out,
+        cwd=bdir,
+    )
     res.expect_ok()
     kit.cli("start", cid, global_args=globs).expect_ok()
     kit.cli("kill", cid, "9", global_args=globs).expect_ok()
@@ -47,8 +57,16 @@ def test_podman_argv_shape(kit):
     bdir = kit.bundle(cfg)
     cid = kit.new_id()
     globs = [f"--root={kit.root}", "--log-format=json", "--log", str(bdir / "oci-log")]
-    res = kit.cli("create", "--bundle", bdir, "--pid-file", bdir / "pidfile", cid, global_args=globs,
-                  stdout_file=bdir / "out")
+    res = kit.cli(
+        "create",
+        "--bundle",
+        bdir,
+        "--pid-file",
+        bdir / "pidfile",
+        cid,
+        global_args=globs,
+        stdout_file=bdir / "out",
+    )
     res.expect_ok()
     kit.cli("start", cid, global_args=[f"--root={kit.root}"]).expect_ok()
     assert kit.cli("state", cid).rc == 0 and json.loads(kit.cli("state", cid).out)["status"] == "running"
@@ -177,7 +195,9 @@ def test_pid_file_relative_to_caller_cwd(kit):
     cid = kit.new_id()
     sub = kit.path("callercwd")
     sub.mkdir()
-    kit.cli("create", "--bundle", bdir, "--pid-file", "rel.pid", cid, cwd=sub, stdout_file=bdir / "out").expect_ok()
+    kit.cli(
+        "create", "--bundle", bdir, "--pid-file", "rel.pid", cid, cwd=sub, stdout_file=bdir / "out"
+    ).expect_ok()
     assert (sub / "rel.pid").exists()
 
 
@@ -193,8 +213,13 @@ def test_no_pid_file_after_failed_create(kit):
 
 
 def process_json(kit, args, **extra):
-    proc = {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args, "env": ["PATH=/bin", "EXEC_VAR=e"],
-            "cwd": "/"}
+    proc = {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": ["PATH=/bin", "EXEC_VAR=e"],
+        "cwd": "/",
+    }
     proc.update(extra)
     path = kit.path(f"process-{len(kit.ids)}-{time.monotonic_ns()}.json")
     path.write_text(json.dumps(proc))
@@ -210,7 +235,9 @@ def test_exec_foreground_exit_code(kit, code):
 
 def test_exec_process_env_and_cwd(kit):
     ctr = kit.started(SLEEP)
-    res = kit.cli("exec", "--process", process_json(kit, ["sh", "-c", "echo $EXEC_VAR; pwd"], cwd="/tmp"), ctr.id)
+    res = kit.cli(
+        "exec", "--process", process_json(kit, ["sh", "-c", "echo $EXEC_VAR; pwd"], cwd="/tmp"), ctr.id
+    )
     assert res.out.split() == ["e", "/tmp"]
 
 
@@ -230,10 +257,12 @@ def test_exec_detach_pid_file_is_the_process(kit):
     ctr = kit.started(SLEEP)
     pidf = kit.path("exec.pid")
     proc = process_json(kit, ["sleep", "301"])
-    res = kit.cli("exec", "--process", proc, "--detach", "--pid-file", pidf, ctr.id, stdout_file=kit.path("exec.out"))
+    res = kit.cli(
+        "exec", "--process", proc, "--detach", "--pid-file", pidf, ctr.id, stdout_file=kit.path("exec.out")
+    )
     res.expect_ok()
     pid = int(pidf.read_text())
-    assert open(f"/proc/{pid}/cmdline").read().split("\0")[:2] == ["sleep", "301"]
+    assert Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:2] == ["sleep", "301"]
 
 
 def test_exec_joins_container_namespaces(kit):
@@ -251,8 +280,12 @@ def test_console_create_does_not_hold_caller_stdout(kit):
     sock = kit.console_socket()
     bdir = kit.bundle(cfg)
     cid = kit.new_id()
-    proc = subprocess.Popen(kit.argv("create", "--bundle", str(bdir), "--console-socket", str(sock.path), cid),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        kit.argv("create", "--bundle", str(bdir), "--console-socket", str(sock.path), cid),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     got = sock.receive()
     kit.on_cleanup(got.close)
     assert proc.wait(timeout=30) == 0
@@ -292,7 +325,9 @@ def test_ps_json_is_clean_pid_list(kit):
     ctr = kit.started(SLEEP)
     res = kit.cli("ps", "--format", "json", ctr.id)
     pids = json.loads(res.out)
-    assert res.err == "" and isinstance(pids, list) and ctr.pid in pids and all(isinstance(p, int) for p in pids)
+    assert (
+        res.err == "" and isinstance(pids, list) and ctr.pid in pids and all(isinstance(p, int) for p in pids)
+    )
 
 
 def test_ps_json_lists_exec_processes(kit):
@@ -386,7 +421,11 @@ def create_with_fd3(kit, cfg, *flags):
         fd = f.fileno()
         proc = subprocess.run(
             kit.argv("run", *flags, "--bundle", str(bdir), cid),
-            pass_fds=(3,), preexec_fn=lambda: os.dup2(fd, 3), stdout=o, stderr=subprocess.PIPE, timeout=60,
+            pass_fds=(3,),
+            preexec_fn=lambda: os.dup2(fd, 3),
+            stdout=o,
+            stderr=subprocess.PIPE,
+            timeout=60,
             stdin=subprocess.DEVNULL,
         )
     return proc.returncode, out.read_text()
@@ -427,7 +466,9 @@ def test_update_resources_from_file(kit):
     f = kit.path("resources.json")
     f.write_text(json.dumps({"pids": {"limit": 321}}))
     kit.cli("update", f"--resources={f}", ctr.id).expect_ok()
-    assert (_host.v1_dir("pids", ctr.config["linux"]["cgroupsPath"]) / "pids.max").read_text().strip() == "321"
+    assert (
+        _host.v1_dir("pids", ctr.config["linux"]["cgroupsPath"]) / "pids.max"
+    ).read_text().strip() == "321"
 
 
 def test_update_memory_flag(kit):
@@ -473,8 +514,14 @@ def test_features_version_range(kit):
 
 def test_features_lists_all_hooks(kit):
     _, doc = features(kit)
-    assert set(doc.get("hooks") or []) >= {"prestart", "createRuntime", "createContainer", "startContainer",
-                                           "poststart", "poststop"}
+    assert set(doc.get("hooks") or []) >= {
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    }
 
 
 def test_features_stdout_only(kit):

@@ -31,8 +31,12 @@ def test_default_device(kit, path, major, minor):
 @DEV
 @pytest.mark.parametrize(
     "link,target",
-    [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"),
-     ("/dev/stderr", "/proc/self/fd/2")],
+    [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ],
 )
 def test_default_dev_symlink(kit, link, target):
     assert kit.sh(f"readlink {link}").out.strip() == target
@@ -62,8 +66,24 @@ def test_dev_full_gives_enospc(kit):
 @DEV
 def test_no_host_devices_leak(kit):
     names = set(kit.sh("ls -A /dev").out.split())
-    allowed = {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdin",
-               "stdout", "stderr", "console", "core"}
+    allowed = {
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "ptmx",
+        "pts",
+        "shm",
+        "mqueue",
+        "fd",
+        "stdin",
+        "stdout",
+        "stderr",
+        "console",
+        "core",
+    }
     assert names <= allowed, names - allowed
 
 
@@ -73,7 +93,13 @@ def with_device(**dev):
         entry.update(dev)
         cfg["linux"]["devices"] = [entry]
         cfg["linux"]["resources"]["devices"].append(
-            {"allow": True, "type": entry["type"], "major": entry["major"], "minor": entry["minor"], "access": "rwm"}
+            {
+                "allow": True,
+                "type": entry["type"],
+                "major": entry["major"],
+                "minor": entry["minor"],
+                "access": "rwm",
+            }
         )
 
     return mutate
@@ -121,8 +147,10 @@ def test_device_cgroup_denies_mknod_node(kit):
         for s in ("bounding", "effective", "permitted"):
             cfg["process"]["capabilities"][s].append("CAP_MKNOD")
 
-    res = kit.sh("mknod /tmp/mem c 1 1 2>/dev/null; head -c1 /tmp/mem >/dev/null 2>&1 && echo opened || echo denied",
-                 mutate)
+    res = kit.sh(
+        "mknod /tmp/mem c 1 1 2>/dev/null; head -c1 /tmp/mem >/dev/null 2>&1 && echo opened || echo denied",
+        mutate,
+    )
     assert res.out.strip() == "denied"
 
 

@@ -37,7 +37,9 @@ class HookLog:
         self.dir.mkdir(exist_ok=True)
         os.chmod(self.dir, 0o777)
         self.cfg = cfg
-        cfg["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(self.dir), "options": ["rbind"]})
+        cfg["mounts"].append(
+            {"destination": "/hooklog", "type": "bind", "source": str(self.dir), "options": ["rbind"]}
+        )
         cfg.setdefault("hooks", {})
 
     def script(self, name, body="", fail=False):

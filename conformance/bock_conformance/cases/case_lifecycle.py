@@ -7,6 +7,7 @@ import os
 import re
 import time
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -99,8 +100,11 @@ def test_failed_create_leaves_no_cgroup(kit):
     cfg["root"]["path"] = "no-such-rootfs"
     _, res = kit.try_create(cfg)
     res.expect_fail()
-    left = [c for c in ("memory", "pids", "cpu", "devices") if (d := _host.v1_dir(c, cfg["linux"]["cgroupsPath"]))
-            and d.exists()]
+    left = [
+        c
+        for c in ("memory", "pids", "cpu", "devices")
+        if (d := _host.v1_dir(c, cfg["linux"]["cgroupsPath"])) and d.exists()
+    ]
     assert not left, f"cgroup left behind in {left}"
 
 
@@ -297,7 +301,7 @@ def test_delete_force_running(kit):
     ctr.delete("--force").expect_ok()
     assert ctr.status() is None
     time.sleep(0.2)
-    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 def test_delete_missing_fails(kit):

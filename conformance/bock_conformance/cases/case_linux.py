@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.section("linux")
 
 
 def host_root_shared() -> bool:
-    for line in open("/proc/self/mountinfo").read().splitlines():
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
         if fields[4] == "/":
             return any(f.startswith("shared:") for f in fields[6 : fields.index("-")])
@@ -33,6 +34,7 @@ def root_mount_optional_fields(out: str) -> list[str]:
 def test_rootfs_propagation(kit, prop, prefix):
     if prop == "slave" and not host_root_shared():
         kit.skip_host("the host's / mount is private: a slave rootfs has no master peer group to show")
+
     def mutate(cfg):
         cfg["linux"]["rootfsPropagation"] = prop
 
@@ -128,13 +130,16 @@ def test_personality(kit, domain, machine):
 
 def time_offsets(cfg, secs):
     cfg["linux"]["namespaces"].append({"type": "time"})
-    cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": secs, "nanosecs": 0}, "boottime": {"secs": secs, "nanosecs": 0}}
+    cfg["linux"]["timeOffsets"] = {
+        "monotonic": {"secs": secs, "nanosecs": 0},
+        "boottime": {"secs": secs, "nanosecs": 0},
+    }
 
 
 def test_time_offset_boottime(kit):
     if not os.path.exists("/proc/self/ns/time"):
         kit.skip_host("kernel without time namespaces")
-    host_uptime = float(open("/proc/uptime").read().split()[0])
+    host_uptime = float(Path("/proc/uptime").read_text().split()[0])
     res = kit.sh("cut -d' ' -f1 /proc/uptime", lambda cfg: time_offsets(cfg, 86400 * 10))
     inside = float(res.out.strip() or 0)
     assert inside - host_uptime > 86400 * 9, res
@@ -154,7 +159,7 @@ def test_intel_rdt(kit):
     cfg["linux"]["intelRdt"] = {"closID": f"bockconf{uuid.uuid4().hex[:6]}"}
     ctr = kit.create(cfg)
     path = f"/sys/fs/resctrl/{cfg['linux']['intelRdt']['closID']}/tasks"
-    assert str(ctr.pid) in open(path).read()
+    assert str(ctr.pid) in Path(path).read_text()
 
 
 def test_net_device_moved_into_container(kit):

@@ -77,7 +77,9 @@ def test_exec_allowed_without_noexec(kit):
 
 
 def test_noexec_blocks_exec(kit):
-    res = run_with(kit, "cp /bin/busybox /mnt/t/echo; /mnt/t/echo exec-ok 2>&1; echo rc=$?", tmpfs("/mnt/t", "noexec"))
+    res = run_with(
+        kit, "cp /bin/busybox /mnt/t/echo; /mnt/t/echo exec-ok 2>&1; echo rc=$?", tmpfs("/mnt/t", "noexec")
+    )
     assert "exec-ok" not in res.out
 
 
@@ -177,7 +179,13 @@ def test_mount_destination_relative_symlink_resolved(kit):
 
 @pytest.mark.parametrize(
     "dest,fstype",
-    [("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"), ("/dev/mqueue", "mqueue"), ("/dev/shm", "tmpfs")],
+    [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/mqueue", "mqueue"),
+        ("/dev/shm", "tmpfs"),
+    ],
 )
 def test_default_mount_types(kit, dest, fstype):
     fields = mountinfo_line(kit.sh("cat /proc/self/mountinfo").out, dest)

@@ -26,7 +26,9 @@ def status_field(kit, name, mutate=None):
 
 
 def test_args_passed_verbatim(kit):
-    cfg = kit.config(args=["sh", "-c", 'for a in "$0" "$@"; do printf "<%s>" "$a"; done', "a b", "c'd", "", "$HOME"])
+    cfg = kit.config(
+        args=["sh", "-c", 'for a in "$0" "$@"; do printf "<%s>" "$a"; done', "a b", "c'd", "", "$HOME"]
+    )
     res = kit.run(cfg)
     assert res.out == "<a b><c'd><><$HOME>"
 
@@ -259,7 +261,13 @@ def test_rlimit_unknown_type_fails(kit):
 
 # -- capabilities ----------------------------------------------------------------------------------------
 
-SETS = {"bounding": "CapBnd", "effective": "CapEff", "permitted": "CapPrm", "inheritable": "CapInh", "ambient": "CapAmb"}
+SETS = {
+    "bounding": "CapBnd",
+    "effective": "CapEff",
+    "permitted": "CapPrm",
+    "inheritable": "CapInh",
+    "ambient": "CapAmb",
+}
 PICK = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]
 
 
@@ -280,7 +288,11 @@ def test_capabilities_empty_gives_no_effective(kit):
 
 def test_capability_bounding_limits_to_listed(kit):
     def caps(cfg):
-        cfg["process"]["capabilities"] = {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+        cfg["process"]["capabilities"] = {
+            "bounding": ["CAP_KILL"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL"],
+        }
 
     assert int(status_field(kit, "CapBnd", caps), 16) == cap_mask(["CAP_KILL"])
 
@@ -350,7 +362,9 @@ def test_scheduler_policy(kit):
     def sched(cfg):
         cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH"}
 
-    line = next(ln for ln in kit.sh("cat /proc/self/sched", sched).out.splitlines() if ln.startswith("policy"))
+    line = next(
+        ln for ln in kit.sh("cat /proc/self/sched", sched).out.splitlines() if ln.startswith("policy")
+    )
     assert line.split(":")[1].strip() == "3"
 
 

@@ -12,20 +12,137 @@ pytestmark = pytest.mark.section("seccomp")
 
 MKDIR = ["mkdir", "mkdirat"]
 # Enough for busybox sh and its applets after the filter is loaded (the rest gets defaultErrnoRet).
-BASELINE = """read write open openat close stat fstat lstat newfstatat statx poll ppoll lseek mmap mprotect munmap brk
-rt_sigaction rt_sigprocmask rt_sigreturn ioctl pread64 pwrite64 readv writev access faccessat faccessat2 pipe pipe2
-select pselect6 sched_yield mremap madvise dup dup2 dup3 nanosleep clock_nanosleep getpid getppid clone clone3 fork
-vfork execve execveat exit exit_group wait4 waitid kill tgkill tkill uname fcntl getcwd chdir fchdir readlink
-readlinkat getuid getgid geteuid getegid getgroups setpgid getpgrp getpgid setsid arch_prctl prctl set_tid_address
-set_robust_list rseq prlimit64 getrlimit futex getdents getdents64 sigaltstack getrandom gettid capget capset
-setuid setgid setgroups setresuid setresgid close_range fstatfs statfs umask time gettimeofday clock_gettime
-sysinfo getresuid getresgid sched_getaffinity epoll_create1 epoll_ctl epoll_wait epoll_pwait unlink unlinkat
-rename renameat renameat2 fchown fchmod chmod fchmodat chown fchownat lchown utimensat mknod mknodat""".split()
+BASELINE = [
+    "read",
+    "write",
+    "open",
+    "openat",
+    "close",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "poll",
+    "ppoll",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "pipe",
+    "pipe2",
+    "select",
+    "pselect6",
+    "sched_yield",
+    "mremap",
+    "madvise",
+    "dup",
+    "dup2",
+    "dup3",
+    "nanosleep",
+    "clock_nanosleep",
+    "getpid",
+    "getppid",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "wait4",
+    "waitid",
+    "kill",
+    "tgkill",
+    "tkill",
+    "uname",
+    "fcntl",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "readlink",
+    "readlinkat",
+    "getuid",
+    "getgid",
+    "geteuid",
+    "getegid",
+    "getgroups",
+    "setpgid",
+    "getpgrp",
+    "getpgid",
+    "setsid",
+    "arch_prctl",
+    "prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getrlimit",
+    "futex",
+    "getdents",
+    "getdents64",
+    "sigaltstack",
+    "getrandom",
+    "gettid",
+    "capget",
+    "capset",
+    "setuid",
+    "setgid",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "close_range",
+    "fstatfs",
+    "statfs",
+    "umask",
+    "time",
+    "gettimeofday",
+    "clock_gettime",
+    "sysinfo",
+    "getresuid",
+    "getresgid",
+    "sched_getaffinity",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "fchown",
+    "fchmod",
+    "chmod",
+    "fchmodat",
+    "chown",
+    "fchownat",
+    "lchown",
+    "utimensat",
+    "mknod",
+    "mknodat",
+]
 
 
 def profile(default="SCMP_ACT_ALLOW", syscalls=(), **extra):
-    doc = {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-           "syscalls": list(syscalls)}
+    doc = {
+        "defaultAction": default,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": list(syscalls),
+    }
     doc.update(extra)
     return doc
 
@@ -83,7 +200,9 @@ def test_default_errno_allows_listed(kit):
     assert mkdir_outcome(kit, doc)[0] == 0
 
 
-@pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"])
+@pytest.mark.parametrize(
+    "action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"]
+)
 def test_kill_actions_end_process_with_sigsys(kit, action):
     rc, _ = mkdir_outcome(kit, profile(syscalls=[rule(MKDIR, action)]))
     assert rc == 128 + 31, rc
@@ -103,7 +222,8 @@ def test_allow_action_in_allow_profile(kit):
 
 
 KILL_SCRIPT = (
-    "kill -0 $$ 2>/dev/null && echo s0=ok || echo s0=denied; kill -CONT $$ 2>/dev/null && echo s18=ok || echo s18=denied"
+    "kill -0 $$ 2>/dev/null && echo s0=ok || echo s0=denied; "
+    "kill -CONT $$ 2>/dev/null && echo s18=ok || echo s18=denied"
 )
 OPS = [
     ("SCMP_CMP_EQ", 0, None, "denied", "ok"),
@@ -134,7 +254,9 @@ def test_two_argument_conditions_are_anded(kit):
 
 
 def test_seccomp_mode_in_status(kit):
-    out = kit.sh("grep ^Seccomp: /proc/self/status", with_seccomp(profile(syscalls=[rule(MKDIR, "SCMP_ACT_ERRNO")])))
+    out = kit.sh(
+        "grep ^Seccomp: /proc/self/status", with_seccomp(profile(syscalls=[rule(MKDIR, "SCMP_ACT_ERRNO")]))
+    )
     assert out.out.split()[-1] == "2"
 
 
@@ -157,7 +279,9 @@ def test_flag_log_accepted(kit):
 
 
 def test_filter_applies_to_exec(kit):
-    ctr = kit.started("sleep 300", with_seccomp(profile(syscalls=[rule(MKDIR, "SCMP_ACT_ERRNO", errnoRet=13)])))
+    ctr = kit.started(
+        "sleep 300", with_seccomp(profile(syscalls=[rule(MKDIR, "SCMP_ACT_ERRNO", errnoRet=13)]))
+    )
     res = ctr.exec(["sh", "-c", "mkdir /tmp/y 2>&1; true"])
     assert "Permission denied" in res.out, res
 
@@ -182,4 +306,6 @@ def test_notify_agent_receives_fd_and_state(kit):
     kit.on_cleanup(agent.close)
     kit.run(notify_config(kit, agent.path, "true"), timeout=30).expect_ok()
     state = agent.state or {}
-    assert agent.nfds == 1 and state.get("metadata") == "bock-conf" and state.get("state", {}).get("id"), state
+    assert agent.nfds == 1 and state.get("metadata") == "bock-conf" and state.get("state", {}).get("id"), (
+        state
+    )

@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,7 +95,9 @@ def test_cve_2024_21626_exec_cwd_leaked_fd(kit):
     marker = host_marker(kit)
     ctr = kit.started("sleep 300")
     for fd in range(3, 10):
-        res = kit.cli("exec", "--cwd", f"/proc/self/fd/{fd}", ctr.id, "sh", "-c", f"cat {up(marker)} 2>/dev/null")
+        res = kit.cli(
+            "exec", "--cwd", f"/proc/self/fd/{fd}", ctr.id, "sh", "-c", f"cat {up(marker)} 2>/dev/null"
+        )
         assert MARKER not in res.out, f"exec --cwd /proc/self/fd/{fd} reached the host: {res}"
 
 
@@ -124,7 +127,7 @@ def victim(kit, name="victim"):
 
 def assert_untouched(d):
     assert sorted(os.listdir(d)) == ["keep"], f"host directory {d} was written: {os.listdir(d)}"
-    for line in open("/proc/self/mountinfo").read().splitlines():
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
         assert line.split()[4] != str(d), f"host directory {d} got a mount"
 
 
@@ -141,8 +144,9 @@ def test_mount_destination_absolute_symlink_stays_in_rootfs(kit):
 def test_mount_destination_relative_symlink_escape(kit):
     v = victim(kit)
     cfg = kit.config("echo pwned > /mnt/vol/pwned; echo ok")
-    cfg["mounts"].append({"destination": "/mnt/vol", "type": "bind", "source": str(victim(kit, "src")),
-                          "options": ["rbind"]})
+    cfg["mounts"].append(
+        {"destination": "/mnt/vol", "type": "bind", "source": str(victim(kit, "src")), "options": ["rbind"]}
+    )
     bdir = kit.bundle(None)
     os.symlink("../" * 12 + str(v).lstrip("/"), bdir / "rootfs" / "mnt" / "vol")
     kit.run(cfg, bundle=bdir)
@@ -152,7 +156,9 @@ def test_mount_destination_relative_symlink_escape(kit):
 def test_mount_destination_dotdot_escape(kit):
     v = victim(kit)
     cfg = kit.config("echo ok")
-    cfg["mounts"].append({"destination": "/" + "../" * 12 + str(v).lstrip("/"), "type": "tmpfs", "source": "tmpfs"})
+    cfg["mounts"].append(
+        {"destination": "/" + "../" * 12 + str(v).lstrip("/"), "type": "tmpfs", "source": "tmpfs"}
+    )
     res = kit.run(cfg)
     assert_untouched(v)
     kit.observe("rc-only", res.rc)
@@ -197,16 +203,22 @@ def test_cve_2021_30465_symlink_swap_race(kit):
     assert_untouched(v)
 
 
-@pytest.mark.parametrize("path", ["/proc/1/root/proc/keys", "/proc/self/root/proc/keys", "/proc/../proc/./keys"])
+@pytest.mark.parametrize(
+    "path", ["/proc/1/root/proc/keys", "/proc/self/root/proc/keys", "/proc/../proc/./keys"]
+)
 def test_masked_path_via_other_name(kit, path):
-    if not os.path.exists("/proc/keys") or os.path.getsize("/proc/keys") == 0 and not open("/proc/keys").read():
+    if not os.path.exists("/proc/keys") or (
+        os.path.getsize("/proc/keys") == 0 and not Path("/proc/keys").read_text()
+    ):
         kit.skip_host("/proc/keys is missing or empty on this host")
     res = kit.sh(f"wc -c < {path}")
     assert res.out.strip() == "0", res
 
 
 def test_masked_path_not_revealed_by_fresh_proc_mount(kit):
-    res = kit.sh("mkdir -p /mnt/p; mount -t proc proc /mnt/p 2>/dev/null && wc -c < /mnt/p/keys || echo refused")
+    res = kit.sh(
+        "mkdir -p /mnt/p; mount -t proc proc /mnt/p 2>/dev/null && wc -c < /mnt/p/keys || echo refused"
+    )
     assert res.out.strip() in ("refused", "0"), res
 
 
