@@ -391,3 +391,30 @@ def test_run_removes_container_afterwards(kit):
     res = kit.sh("true")
     res.expect_ok()
     assert kit.cli("state", kit.ids[-1]).rc != 0
+
+
+def test_delete_paused_fails_without_effect(kit):
+    ctr = kit.started(SLEEP)
+    kit.cli("pause", ctr.id).expect_ok()
+    ctr.delete().expect_fail()
+    assert ctr.status() == "paused"
+
+
+def test_delete_force_paused(kit):
+    ctr = kit.started(SLEEP)
+    kit.cli("pause", ctr.id).expect_ok()
+    ctr.delete("--force").expect_ok()
+    assert ctr.status() is None
+
+
+def test_create_with_id_of_stopped_container_fails(kit):
+    ctr = stopped(kit)
+    _, res = kit.try_create(kit.config(SLEEP), cid=ctr.id)
+    res.expect_fail()
+    assert ctr.status() == "stopped"
+
+
+def test_pause_stopped_fails(kit):
+    ctr = stopped(kit)
+    res = kit.cli("pause", ctr.id)
+    assert res.rc != 0 and "not running" in res.err + res.out, res
