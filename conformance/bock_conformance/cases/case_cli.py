@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from bock_conformance import _host
+from bock_conformance._console import read_until
 
 pytestmark = pytest.mark.section("cli")
 
@@ -538,3 +539,36 @@ def test_features_namespaces_known(kit):
 def test_checkpoint_help_probe(kit):
     kit.require_subcommand("checkpoint")
     assert kit.cli("checkpoint", "--help").rc == 0
+
+
+def test_exec_killed_by_signal_exit_code(kit):
+    ctr = kit.started(SLEEP)
+    res = kit.cli("exec", "--process", process_json(kit, ["sh", "-c", "kill -9 $$"]), ctr.id)
+    assert res.rc == 137, res
+
+
+def test_pid_file_written_atomically(kit):
+    ctr = kit.create(kit.config(SLEEP))
+    leftovers = [p.name for p in ctr.pid_file.parent.iterdir() if p.name.startswith(".")]
+    assert ctr.pid_file.exists() and leftovers == [], leftovers
+
+
+def test_exec_tty_console_socket(kit):
+    ctr = kit.started(SLEEP)
+    sock = kit.console_socket()
+    proc = process_json(kit, ["sh", "-c", "tty; sleep 300"], terminal=True)
+    res = kit.cli(
+        "exec",
+        "--process",
+        proc,
+        "--detach",
+        "--console-socket",
+        sock.path,
+        "--pid-file",
+        kit.path("tty.pid"),
+        ctr.id,
+    )
+    res.expect_ok()
+    got = sock.receive()
+    kit.on_cleanup(got.close)
+    assert len(got.fds) == 1 and b"/dev/pts/" in read_until(got.fds[0], b"/dev/pts/")
