@@ -109,3 +109,22 @@ def root_block_device() -> str:
             continue
         return (blk / "dev").read_text().strip()
     return f"{dev[0]}:{dev[1]}"
+
+
+def cgroup_dir(controller: str, cgroups_path: str) -> Path | None:
+    """Where *controller*'s files for *cgroups_path* live on this host (v1 hierarchy or the v2 one)."""
+    if controller in cgroup_mounts() and controller != "unified":
+        return v1_dir(controller, cgroups_path)
+    if layout() == "v2" or controller in v2_controllers():
+        return v2_dir(cgroups_path)
+    return None
+
+
+def existing_cgroup_dirs(cgroups_path: str) -> list[Path]:
+    """Every hierarchy's directory for *cgroups_path* that exists right now."""
+    found = []
+    for ctrl in cgroup_mounts():
+        d = v2_dir(cgroups_path) if ctrl == "unified" else v1_dir(ctrl, cgroups_path)
+        if d is not None and d.exists():
+            found.append(d)
+    return found

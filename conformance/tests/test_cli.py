@@ -43,3 +43,23 @@ def test_bad_report_suffix_is_a_clear_error(tmp_path, reference_runtime, run_too
 def test_missing_runtime_is_a_clear_error(tmp_path, run_tool):
     res = run_tool("--runtime", "/no/such/runtime", "-k", "x")
     assert res.returncode == 2 and "runtime binary not found" in res.stderr
+
+
+LACKING = """#!/bin/sh
+# Wraps {real} but has no `events` subcommand.
+for a in "$@"; do
+  if [ "$a" = events ]; then echo "No help topic for 'events'" >&2; exit 3; fi
+done
+exec {real} "$@"
+"""
+
+
+def test_missing_subcommand_is_an_honest_skip(tmp_path, reference_runtime, run_tool):
+    fake = tmp_path / "no-events-runtime"
+    fake.write_text(LACKING.format(real=reference_runtime))
+    fake.chmod(0o755)
+    junit = tmp_path / "j.xml"
+    res = run_tool("--runtime", str(fake), "--junit", str(junit), "-k", "test_events")
+    assert res.returncode == 0, res.stdout[-2000:]
+    skips = [c.find("skipped").get("message") for c in ET.parse(junit).iter("testcase")]
+    assert len(skips) == 2 and all("runtime lacks the `events` subcommand" in s for s in skips), skips

@@ -26,10 +26,10 @@ def test_close_removes_running_container_cgroup_and_dir(reference_runtime):
     kit = Kit(reference_runtime)
     ctr = kit.started("sleep 300")
     pid, path = ctr.pid, ctr.config["linux"]["cgroupsPath"]
-    assert _host.v1_dir("pids", path).exists()
+    assert _host.existing_cgroup_dirs(path)
     kit.close()
     assert not kit.dir.exists()
-    assert not _host.v1_dir("pids", path).exists()
+    assert _host.existing_cgroup_dirs(path) == []
     assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 

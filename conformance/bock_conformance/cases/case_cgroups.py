@@ -103,13 +103,18 @@ def test_memory_limit_enforced(kit):
 
 @CG
 def test_memory_update_below_usage_applied_or_rejected(kit):
+    kit.require_subcommand("update")
     ctr = kit.started("x=$(head -c 8000000 /dev/zero | tr '\\0' a); echo ready; sleep 300")
     ctr.wait_output("ready")
     res = kit.cli("update", "--memory", "1048576", ctr.id)
-    if res.rc == 0 and "memory" in _host.cgroup_mounts():
-        d = _host.v1_dir("memory", ctr.config["linux"]["cgroupsPath"])
-        assert int((d / "memory.limit_in_bytes").read_text()) == 1048576
-        assert int((d / "memory.usage_in_bytes").read_text()) <= 1048576
+    d = _host.cgroup_dir("memory", ctr.config["linux"]["cgroupsPath"])
+    if res.rc == 0 and d is not None:
+        v1 = "memory" in _host.cgroup_mounts()
+        limit, usage = (
+            ("memory.limit_in_bytes", "memory.usage_in_bytes") if v1 else ("memory.max", "memory.current")
+        )
+        assert int((d / limit).read_text()) == 1048576
+        assert int((d / usage).read_text()) <= 1048576
 
 
 @CG
@@ -344,7 +349,9 @@ def test_relative_cgroups_path(kit):
 def test_cgroup_contains_all_container_processes(kit):
     ctr = kit.started("sleep 300 & sleep 300 & echo ready; wait")
     ctr.wait_output("ready")
-    procs = (_host.v1_dir("pids", ctr.config["linux"]["cgroupsPath"]) / "cgroup.procs").read_text().split()
+    procs = (
+        (_host.cgroup_dir("pids", ctr.config["linux"]["cgroupsPath"]) / "cgroup.procs").read_text().split()
+    )
     assert len(procs) == 3, procs
 
 
