@@ -81,9 +81,10 @@ def runtime_version(path: str) -> str:
 def summarize(results: list[CaseResult]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
     for r in results:
-        row = table.setdefault(r.section, {"cases": 0, "passed": 0, "failed": 0, "skipped": 0})
+        row = table.setdefault(r.section, {"cases": 0, "passed": 0, "failed": 0, "skipped": 0, "diverged": 0})
         row["cases"] += 1
         row[r.outcome] += 1
+        row["diverged"] += bool(r.divergences)
     return table
 
 
@@ -125,15 +126,13 @@ def build_report(junit: str | Path, fmt: str = "md", runtimes: list[str] | None 
         f"Host: Linux {os.uname().release}, cgroup layout {_host.layout()}",
         *[f"Runtime{' ' + str(n + 1) if len(runtimes) > 1 else ''}: {rt}" for n, rt in enumerate(runtimes)],
     ]
-    totals = {k: sum(row[k] for row in table.values()) for k in ("cases", "passed", "failed", "skipped")}
-    summary_rows = [
-        [_title(s), *(str(table[s][k]) for k in ("cases", "passed", "failed", "skipped"))] for s in sections
-    ]
-    summary_rows.append(["**total**", *(str(totals[k]) for k in ("cases", "passed", "failed", "skipped"))])
-    blocks: list[tuple[str, list[str], list[list[str]]]] = [
-        ("Summary", ["section", "cases", "pass", "fail", "skip"], summary_rows)
-    ]
     compare = any(r.verdicts for r in results)
+    keys = ("cases", "passed", "failed", "skipped", *(("diverged",) if compare else ()))
+    totals = {k: sum(row[k] for row in table.values()) for k in keys}
+    summary_rows = [[_title(s), *(str(table[s][k]) for k in keys)] for s in sections]
+    summary_rows.append(["**total**", *(str(totals[k]) for k in keys)])
+    cols = ["section", "cases", "pass", "fail", "skip", *(["diverged"] if compare else [])]
+    blocks: list[tuple[str, list[str], list[list[str]]]] = [("Summary", cols, summary_rows)]
     for s in sections:
         rows = []
         for r in sorted((r for r in results if r.section == s), key=lambda r: (r.module, r.name)):

@@ -49,8 +49,8 @@ def test_read_junit_sections_and_outcomes(tmp_path):
 
 def test_summary_counts_skips_separately(tmp_path):
     table = summarize(read_junit(write(tmp_path)))
-    assert table["lifecycle"] == {"cases": 2, "passed": 1, "failed": 1, "skipped": 0}
-    assert table["cgroups"] == {"cases": 1, "passed": 0, "failed": 0, "skipped": 1}
+    assert table["lifecycle"] == {"cases": 2, "passed": 1, "failed": 1, "skipped": 0, "diverged": 0}
+    assert table["cgroups"] == {"cases": 1, "passed": 0, "failed": 0, "skipped": 1, "diverged": 0}
 
 
 def test_markdown_report_has_a_table_per_section(tmp_path):
@@ -75,3 +75,21 @@ def test_known_notes_only_for_runc(tmp_path):
 def test_html_report_escapes_and_has_tables(tmp_path):
     text = build_report(write(tmp_path), fmt="html", runtimes=["<rt>"])
     assert text.count("<table>") == 4 and "&lt;rt&gt;" in text and "<h2>Summary</h2>" in text
+
+
+def test_compare_report_counts_divergences(tmp_path):
+    path = tmp_path / "junit.xml"
+    path.write_text(
+        JUNIT.replace(
+            '<property name="section" value="lifecycle"/></properties>\n    <failure',
+            '<property name="section" value="lifecycle"/><property name="verdict_primary" value="failed"/>'
+            '<property name="verdict_compare" value="passed"/><property name="divergence" value="#0: rc"/>'
+            "</properties>\n    <failure",
+        )
+    )
+    text = build_report(path, fmt="md")
+    assert (
+        "| section | cases | pass | fail | skip | diverged |" in text
+        and "| **total** | 4 | 1 | 2 | 1 | 1 |" in text
+    )
+    assert "failed / passed" in text and "divergences: #0: rc" in text
