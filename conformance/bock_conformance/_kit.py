@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,15 @@ from bock_conformance._config import default_config
 from bock_conformance._rootfs import build_rootfs
 
 VOLATILE_STATE_KEYS = ("pid", "created")
+# Values that differ from run to run whatever the runtime: namespace inodes, mount and peer-group IDs.
+_VOLATILE = [
+    (
+        re.compile(r"\b(cgroup|ipc|mnt|net|pid|time|user|uts|pid_for_children|time_for_children):\[\d+\]"),
+        r"\1:[<INO>]",
+    ),
+    (re.compile(r"(?m)^\d+ \d+ \d+:\d+ "), "<MNT> <MNT> <DEV> "),
+    (re.compile(r"\b(shared|master|propagate_from):\d+"), r"\1:<N>"),
+]
 MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -139,6 +149,7 @@ class Kit:
         self.observations: list[tuple[str, Any]] = []
         self._cleanups: list[Any] = []
         self._nbundles = 0
+        self._nfresh = 0
 
     # -- names -----------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -152,8 +163,13 @@ class Kit:
         return path
 
     def path(self, name: str) -> Path:
-        """A fresh path inside the kit's private directory."""
+        """A path inside the kit's private directory."""
         return self.dir / name
+
+    def fresh(self, stem: str, suffix: str = "") -> Path:
+        """A new, unused path ``stem-N suffix`` in the kit's directory (the same N on every runtime)."""
+        self._nfresh += 1
+        return self.dir / f"{stem}-{self._nfresh}{suffix}"
 
     # -- observations ----------------------------------------------------------------------------
     def normalize(self, value: Any) -> Any:
@@ -163,6 +179,8 @@ class Kit:
                 text = text.replace(cid, f"<ID{n}>")
             for n, cg in enumerate(self.cgroups):
                 text = text.replace(cg.lstrip("/"), f"<CG{n}>")
+            for pattern, repl in _VOLATILE:
+                text = pattern.sub(repl, text)
             return text
         if isinstance(value, dict):
             return {k: self.normalize(v) for k, v in value.items()}
@@ -320,7 +338,7 @@ class Kit:
         """A listening console socket in the kit's directory (closed at cleanup)."""
         from bock_conformance._console import ConsoleSocket
 
-        sock = ConsoleSocket(self.dir / f"console-{uuid.uuid4().hex[:8]}.sock")
+        sock = ConsoleSocket(self.fresh("console", ".sock"))
         self.on_cleanup(sock.close)
         return sock
 

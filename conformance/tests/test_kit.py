@@ -40,3 +40,12 @@ def test_rootfs_has_busybox_applets(tmp_path):
     assert (
         os.readlink(root / "bin" / "sh") == "busybox" and (root / "bin" / "busybox").stat().st_size > 100_000
     )
+
+
+def test_normalize_hides_namespace_inodes_and_mount_ids():
+    kit = Kit("/usr/sbin/runc")
+    try:
+        text = "net:[4026532301]\n123 99 0:45 / /proc rw shared:7 - proc proc rw\n"
+        assert kit.normalize(text) == "net:[<INO>]\n<MNT> <MNT> <DEV> / /proc rw shared:<N> - proc proc rw\n"
+    finally:
+        kit.close()

@@ -222,7 +222,7 @@ def process_json(kit, args, **extra):
         "cwd": "/",
     }
     proc.update(extra)
-    path = kit.path(f"process-{len(kit.ids)}-{time.monotonic_ns()}.json")
+    path = kit.fresh("process", ".json")
     path.write_text(json.dumps(proc))
     return path
 

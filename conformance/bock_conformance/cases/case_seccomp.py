@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from bock_conformance._seccomp_agent import NotifyAgent
@@ -295,14 +293,14 @@ def notify_config(kit, agent_path, script):
 
 
 def test_notify_agent_decides_result(kit):
-    agent = NotifyAgent(kit.path(f"agent-{uuid.uuid4().hex[:8]}.sock"), errno=13)
+    agent = NotifyAgent(kit.fresh("agent", ".sock"), errno=13)
     kit.on_cleanup(agent.close)
     res = kit.run(notify_config(kit, agent.path, "mkdir /tmp/x 2>&1; echo rc=$?"), timeout=30)
     assert "Permission denied" in res.out and agent.handled, (res, agent.handled)
 
 
 def test_notify_agent_receives_fd_and_state(kit):
-    agent = NotifyAgent(kit.path(f"agent-{uuid.uuid4().hex[:8]}.sock"), errno=1)
+    agent = NotifyAgent(kit.fresh("agent", ".sock"), errno=1)
     kit.on_cleanup(agent.close)
     kit.run(notify_config(kit, agent.path, "true"), timeout=30).expect_ok()
     state = agent.state or {}
