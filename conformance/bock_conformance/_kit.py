@@ -278,14 +278,17 @@ class Kit:
             self.observe("rc", [self.normalize(" ".join(_shape(argv[1:]))), res.rc])
         return res
 
-    def run(self, config: dict[str, Any], timeout: float = 60, bundle: Path | None = None) -> Result:
+    def run(
+        self, config: dict[str, Any], timeout: float = 60, bundle: Path | None = None, record: bool = True
+    ) -> Result:
         """``run --bundle B ID`` in the foreground; records the exit code and what the process printed."""
         bdir = bundle if bundle is not None else self.bundle(config)
         if bundle is not None:
             self.write_config(bdir, config)
         cid = self.new_id()
-        res = self.cli("run", "--bundle", bdir, cid, timeout=timeout)
-        self.observe("out", res.out)
+        res = self.cli("run", "--bundle", bdir, cid, timeout=timeout, record=record)
+        if record:
+            self.observe("out", res.out)
         return res
 
     def sh(self, script: str, mutate: Any = None, timeout: float = 60) -> Result:

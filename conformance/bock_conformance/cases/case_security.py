@@ -194,11 +194,12 @@ def test_cve_2021_30465_symlink_swap_race(kit):
     thread = threading.Thread(target=swapper, daemon=True)
     thread.start()
     try:
-        for _ in range(15):
-            kit.run(cfg, bundle=bdir, timeout=30)
+        for _ in range(15):  # racy by design: single runs may fail, so only the host side is observed
+            kit.run(cfg, bundle=bdir, timeout=30, record=False)
     finally:
         stop.set()
         thread.join(timeout=5)
+    kit.observe("victim", sorted(os.listdir(v)))
     assert_untouched(v)
 
 
