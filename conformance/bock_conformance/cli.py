@@ -16,6 +16,7 @@ CASES = Path(__file__).resolve().parent / "cases"
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="bock-conformance",
+        allow_abbrev=False,
         description="Hold an OCI runtime binary to the runtime-spec and the runc CLI contract. "
         "Unknown options are passed to pytest (-k EXPR, -n 2, -x, -v ...).",
     )

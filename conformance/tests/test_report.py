@@ -93,3 +93,10 @@ def test_compare_report_counts_divergences(tmp_path):
         and "| **total** | 4 | 1 | 2 | 1 | 1 |" in text
     )
     assert "failed / passed" in text and "divergences: #0: rc" in text
+
+
+def test_pytest_options_pass_through_unabbreviated():
+    from bock_conformance.cli import parse
+
+    opts, rest = parse(["--runtime", "r", "--co", "-k", "x", "-n", "2", "--junitxml=j.xml"])
+    assert opts.compare is None and rest == ["--co", "-k", "x", "-n", "2", "--junitxml=j.xml"]
