@@ -71,8 +71,14 @@ def _create_mountpoint(rootfs: str, dest: str, source_is_dir: bool) -> str:
 
 
 def prepare_root(sys: s.LinuxSyscalls, spec: Spec, rootfs: str) -> None:
-    """Make / slave (or the configured propagation) and bind the rootfs onto itself."""
-    sys.mount(None, "/", None, mountopts.parse_propagation(spec.linux.rootfs_propagation), None)
+    """Make / slave (or the configured propagation) and bind the rootfs onto itself.
+
+    An unbindable / could not be bound: it starts private and becomes unbindable after
+    pivot_root (runc 1.1-1.5 fail here with EINVAL; the spec asks for the propagation)."""
+    flags = mountopts.parse_propagation(spec.linux.rootfs_propagation)
+    if flags & s.MS_UNBINDABLE:
+        flags = s.MS_PRIVATE | (flags & s.MS_REC)
+    sys.mount(None, "/", None, flags, None)
     _make_parent_private(sys, rootfs)
     sys.mount(rootfs, rootfs, "bind", s.MS_BIND | s.MS_REC, None)
 
@@ -154,6 +160,12 @@ def mount_one(
             _mount_at(sys, rootfs, dest, m.source or fstype, fstype, flags, data)
     for flag in opts.propagation:
         _mount_at(sys, rootfs, dest, None, None, flag, None)
+    if opts.attr_set or opts.attr_clr:
+        fd = open_in_root(rootfs, dest)
+        try:
+            sys.mount_setattr(fd, opts.attr_set, opts.attr_clr, recursive=True)
+        finally:
+            os.close(fd)
 
 
 # runc's checkProcMount: a bind mount may cover only these /proc files (lxcfs emulates them);

@@ -16,7 +16,7 @@ from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
 from bock._init.mountopts import PROPAGATION
-from bock._init.process import close_fds_from, env_dict, look_path, refuse_runtime_exe
+from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
 from bock._libc import libc
 from bock._spec.config import Spec
 
@@ -252,6 +252,8 @@ def _init(ctx: InitContext) -> None:
     if chdir_later:
         os.chdir(process.cwd)
     env = env_dict(process.env)
+    if "HOME" not in env:
+        env["HOME"] = home_of(process.user.uid)
     exe = look_path(process.args[0], env)
     refuse_runtime_exe(exe)
     sec.before_ready(ctx.sync)

@@ -37,9 +37,21 @@ def test_argv0(runtime, bundle):
 
 def test_env_is_exactly_the_configured_one(runtime, bundle):
     b = bundle("cat", "/proc/self/environ")
-    b.config["process"]["env"] = ["PATH=/bin", "A=1", "B=with space", "EMPTY="]
+    b.config["process"]["env"] = ["PATH=/bin", "A=1", "B=with space", "EMPTY=", "HOME=/h"]
     b.save()
-    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "A=1", "B=with space", "EMPTY="]
+    got = runtime.run(b).ok().out.split("\0")[:-1]
+    assert got == ["PATH=/bin", "A=1", "B=with space", "EMPTY=", "HOME=/h"]
+
+
+def test_home_comes_from_the_containers_passwd_when_unset(runtime, bundle):
+    # as runc: HOME is added, from the container's /etc/passwd ("/" for an unknown user)
+    b = bundle("cat", "/proc/self/environ")
+    b.config["process"]["env"] = ["PATH=/bin"]
+    b.save()
+    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "HOME=/root"]
+    b.config["process"]["user"] = {"uid": 4242, "gid": 4242}
+    b.save()
+    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "HOME=/"]
 
 
 def test_env_path_is_used_to_find_the_program(runtime, bundle):
