@@ -108,7 +108,10 @@ def parse_global(argv: list[str]) -> tuple[Parsed, list[str]]:
             if eq and value.lower() not in _TRUE:
                 raise UsageError(f'invalid boolean value "{value}" for -{name}')
             flags[dest] = _TRUE[value.lower()] if eq else True
-        elif kind == "str?":  # --rootless takes its value only with "=" (true|false|auto)
+        elif kind == "str?":  # --rootless[=]true|false|auto; bare means true
+            if not eq and i < len(argv) and argv[i] in ("true", "false", "auto"):
+                value, eq = argv[i], "="
+                i += 1
             flags[dest] = value if eq else "true"
         else:
             if not eq:

@@ -119,6 +119,22 @@ class LinuxSyscalls:
     def symlink(self, target: str, path: str) -> None:
         os.symlink(target, path)
 
+    def mount_setattr(self, fd: int, attr_set: int, attr_clr: int, *, recursive: bool) -> None:
+        """mount_setattr(2) on the mount ``fd`` is (AT_EMPTY_PATH; AT_RECURSIVE if asked)."""
+        attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, 0, 0)
+        flags = 0x1000 | (0x8000 if recursive else 0)  # AT_EMPTY_PATH, AT_RECURSIVE
+        try:
+            syscall("mount_setattr", fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr))
+        except OSError as err:
+            raise OSError(err.errno, f"mount_setattr {fd_target(fd)}: {os.strerror(err.errno)}") from None
+
+
+def fd_target(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"fd {fd}"
+
 
 class RecordingSyscalls(LinuxSyscalls):
     """Records every call as a tuple ``(name, *args)`` and does nothing else.
@@ -167,3 +183,6 @@ class RecordingSyscalls(LinuxSyscalls):
 
     def symlink(self, target, path):
         self._record("symlink", target, path)
+
+    def mount_setattr(self, fd, attr_set, attr_clr, *, recursive):
+        self._record("mount_setattr", fd_target(fd), attr_set, attr_clr, recursive)

@@ -54,14 +54,33 @@ PROPAGATION = {
     "runbindable": s.MS_UNBINDABLE | s.MS_REC,
 }
 
+# Recursive mount attributes (runc's "rro", "rnosuid", ...), applied with mount_setattr(2)
+# and AT_RECURSIVE: option -> (clear?, MOUNT_ATTR_* bit)
+RECURSIVE: dict[str, tuple[bool, int]] = {
+    "rro": (False, 0x1),
+    "rrw": (True, 0x1),
+    "rnosuid": (False, 0x2),
+    "rsuid": (True, 0x2),
+    "rnodev": (False, 0x4),
+    "rdev": (True, 0x4),
+    "rnoexec": (False, 0x8),
+    "rexec": (True, 0x8),
+    "rnodiratime": (False, 0x80),
+    "rdiratime": (True, 0x80),
+    "rnosymfollow": (False, 0x200000),
+    "rsymfollow": (True, 0x200000),
+}
+
 # Options runc handles itself rather than passing to the kernel.
 EXTENSIONS = frozenset({"tmpcopyup", "idmap", "ridmap"})
 
 
 class MountOptions:
-    __slots__ = ("data", "extensions", "flags", "propagation")
+    __slots__ = ("attr_clr", "attr_set", "data", "extensions", "flags", "propagation")
 
     def __init__(self, flags: int, propagation: list[int], data: str, extensions: set[str]) -> None:
+        self.attr_set = 0
+        self.attr_clr = 0
         self.flags = flags
         self.propagation = propagation
         self.data = data
@@ -73,6 +92,7 @@ def parse(options: list[str]) -> MountOptions:
     propagation: list[int] = []
     data: list[str] = []
     extensions: set[str] = set()
+    attr_set = attr_clr = 0
     for opt in options:
         known = FLAGS.get(opt)
         if known is not None:
@@ -82,9 +102,20 @@ def parse(options: list[str]) -> MountOptions:
             propagation.append(PROPAGATION[opt])
         elif opt in EXTENSIONS:
             extensions.add(opt)
+        elif opt in RECURSIVE:
+            clear, bit = RECURSIVE[opt]
+            if clear:
+                attr_clr |= bit
+                attr_set &= ~bit
+            else:
+                attr_set |= bit
+                attr_clr &= ~bit
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, ",".join(data), extensions)
+    out = MountOptions(flags, propagation, ",".join(data), extensions)
+    out.attr_set = attr_set
+    out.attr_clr = attr_clr
+    return out
 
 
 def parse_propagation(value: str | None) -> int:

@@ -12,6 +12,19 @@ import stat
 from bock.errors import ExecError
 
 
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The user's home from the container's /etc/passwd, else "/" (runc sets HOME so)."""
+    try:
+        with open(passwd, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 def env_dict(env: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in env:

@@ -71,8 +71,14 @@ def _create_mountpoint(rootfs: str, dest: str, source_is_dir: bool) -> str:
 
 
 def prepare_root(sys: s.LinuxSyscalls, spec: Spec, rootfs: str) -> None:
-    """Make / slave (or the configured propagation) and bind the rootfs onto itself."""
-    sys.mount(None, "/", None, mountopts.parse_propagation(spec.linux.rootfs_propagation), None)
+    """Make / slave (or the configured propagation) and bind the rootfs onto itself.
+
+    An unbindable / could not be bound: it starts private and becomes unbindable after
+    pivot_root (runc 1.1-1.5 fail here with EINVAL; the spec asks for the propagation)."""
+    flags = mountopts.parse_propagation(spec.linux.rootfs_propagation)
+    if flags & s.MS_UNBINDABLE:
+        flags = s.MS_PRIVATE | (flags & s.MS_REC)
+    sys.mount(None, "/", None, flags, None)
     _make_parent_private(sys, rootfs)
     sys.mount(rootfs, rootfs, "bind", s.MS_BIND | s.MS_REC, None)
 
@@ -127,6 +133,7 @@ def mount_one(
                 f"error mounting {source!r} to rootfs at {m.destination!r}: stat {source}: "
                 "no such file or directory"
             ) from None
+        _check_proc_mount(rootfs, resolve_in_root(rootfs, dest_in))
         dest = _create_mountpoint(rootfs, dest_in, stat.S_ISDIR(st.st_mode))
         flags = opts.flags | s.MS_BIND
         if mount_fd is not None:
@@ -153,6 +160,28 @@ def mount_one(
             _mount_at(sys, rootfs, dest, m.source or fstype, fstype, flags, data)
     for flag in opts.propagation:
         _mount_at(sys, rootfs, dest, None, None, flag, None)
+    if opts.attr_set or opts.attr_clr:
+        fd = open_in_root(rootfs, dest)
+        try:
+            sys.mount_setattr(fd, opts.attr_set, opts.attr_clr, recursive=True)
+        finally:
+            os.close(fd)
+
+
+# runc's checkProcMount: a bind mount may cover only these /proc files (lxcfs emulates them);
+# anything else could hide what the kernel or an LSM relies on (CVE-2019-19921 class).
+_PROC_BINDABLE = frozenset(
+    ["cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo", "net/dev"]
+    + ["sys/kernel/ns_last_pid"]
+)
+
+
+def _check_proc_mount(rootfs: str, dest: str) -> None:
+    proc = os.path.join(rootfs, "proc")
+    if dest == proc:
+        raise RootfsError(f'"{dest}" cannot be mounted because it is not of type proc')
+    if dest.startswith(proc + "/") and dest[len(proc) + 1 :] not in _PROC_BINDABLE:
+        raise RootfsError(f'"{dest}" cannot be mounted because it is inside /proc')
 
 
 def _tmpcopyup(sys: s.LinuxSyscalls, rootfs: str, dest: str, source: str, flags: int, data) -> None:
@@ -181,6 +210,14 @@ def remount_bind(sys: s.LinuxSyscalls, rootfs: str, dest: str, flags: int) -> No
 def setup_dev(sys: s.LinuxSyscalls, spec: Spec, rootfs: str, userns: bool) -> None:
     """Default devices (created, or bind-mounted from the host in a user namespace),
     the spec's devices, the /dev symlinks and /dev/ptmx."""
+    old_umask = os.umask(0)  # as runc's createDevices: fileMode exactly, not masked
+    try:
+        _setup_dev(sys, spec, rootfs, userns)
+    finally:
+        os.umask(old_umask)
+
+
+def _setup_dev(sys: s.LinuxSyscalls, spec: Spec, rootfs: str, userns: bool) -> None:
     configured = {d.path for d in spec.linux.devices}
     for path, major, minor in DEFAULT_DEVICES:
         if path in configured:

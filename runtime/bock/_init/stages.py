@@ -9,13 +9,14 @@ user process. Nothing here returns: each stage ends in ``os._exit`` or ``execve`
 
 from __future__ import annotations
 
+import _signal
 import os
 
 from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
 from bock._init.mountopts import PROPAGATION
-from bock._init.process import close_fds_from, env_dict, look_path, refuse_runtime_exe
+from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
 from bock._libc import libc
 from bock._spec.config import Spec
 
@@ -151,6 +152,10 @@ def _join_session_keyring(name: str) -> None:
             raise OSError(err.errno, f"could not create session key: {err.strerror}") from None
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
+
+
 def stage2(ctx: InitContext) -> None:
     try:
         _init(ctx)
@@ -167,6 +172,10 @@ def _init(ctx: InitContext) -> None:
     # Non-dumpable until execve: nothing in the container can open /proc/<pid>/exe (the
     # host's python) or our fds while we run (CVE-2019-5736). execve resets it.
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # Like runc's Go init, exit on SIGTERM/SIGHUP while waiting (pid 1 of a pid namespace
+    # ignores signals without a handler, even from the host). execve resets handlers.
+    for signum in (_signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(signum, _exit_on_signal)
     os.setsid()
     if process.terminal:
         null = os.open("/dev/null", os.O_RDWR)
@@ -243,6 +252,8 @@ def _init(ctx: InitContext) -> None:
     if chdir_later:
         os.chdir(process.cwd)
     env = env_dict(process.env)
+    if "HOME" not in env:
+        env["HOME"] = home_of(process.user.uid)
     exe = look_path(process.args[0], env)
     refuse_runtime_exe(exe)
     sec.before_ready(ctx.sync)
@@ -260,6 +271,8 @@ def _init(ctx: InitContext) -> None:
             )
         sec.before_exec(process)  # (the init: execCPUAffinity does not apply, see Security)
         close_fds_from(3 + (ctx.preserve_fds or 0))
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores these; runc's child does not
+            _signal.signal(signum, _signal.SIG_DFL)
         os.execve(exe, process.args, env)
     except BaseException as err:
         msg = err.strerror if isinstance(err, OSError) and err.strerror else str(err)

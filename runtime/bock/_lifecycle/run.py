@@ -26,6 +26,8 @@ def run(opts: CreateOptions, doc: dict, spec: Spec, *, detach: bool, keep: bool 
     container = create(opts, doc, spec)
     if console_end is not None:
         keep_theirs.close()
+    if not detach:  # before start: a signal may come as soon as the process runs
+        _forward_signals(container.pid)
     try:
         master = _receive_master(console_end) if console_end is not None else None
         start(container)
@@ -53,7 +55,7 @@ def _receive_master(sock) -> int:
     raise OSError("the container did not send a terminal")
 
 
-def _wait(pid: int, master: int | None) -> int:
+def _forward_signals(pid: int) -> None:
     import _signal
 
     def forward(signum: int, _frame: object) -> None:
@@ -67,6 +69,9 @@ def _wait(pid: int, master: int | None) -> int:
             _signal.signal(sig, forward)
         except (OSError, ValueError):
             pass
+
+
+def _wait(pid: int, master: int | None) -> int:
     if master is not None:
         from bock._lifecycle.tty import proxy
 

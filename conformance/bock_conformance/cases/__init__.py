@@ -1,0 +1,1 @@
+"""The bundled conformance cases (collected by bock-conformance, one file per spec section)."""
