@@ -11,10 +11,11 @@ mount namespace the host's Python library is out of reach, so the parent builds 
 
 from __future__ import annotations
 
+import _signal
 import os
 
 from bock._init import sync
-from bock._init.process import close_fds_from, env_dict, look_path
+from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
 from bock._libc import libc, syscall
 
 PR_SET_DUMPABLE = 4
@@ -134,13 +135,15 @@ def grandchild(ctx: ExecContext) -> None:
             raise OSError(
                 err.errno, f'chdir to cwd ("{process.cwd}") set in config.json failed: {err.strerror.lower()}'
             ) from None
-        if process.user.umask is not None:
-            os.umask(process.user.umask)
+        os.umask(process.user.umask if process.user.umask is not None else 0o022)
         sec.finalize_credentials(process)
         if chdir_later:
             os.chdir(process.cwd)
         env = ctx.env if ctx.env is not None else env_dict(process.env)
+        if "HOME" not in env:
+            env["HOME"] = home_of(process.user.uid)  # the container's /etc/passwd, as runc
         exe = look_path(process.args[0], env)
+        refuse_runtime_exe(exe)  # /proc/self/exe here is the host's python (CVE-2019-5736)
         sec.before_ready(ctx.sync)
         first = 3 + (ctx.preserve_fds or 0)
         own = ctx.sync.fileno()
@@ -153,6 +156,8 @@ def grandchild(ctx: ExecContext) -> None:
                 pass
         close_fds_from(first)
         sec.before_exec(process, exec_process=True)
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores these; runc's child does not
+            _signal.signal(signum, _signal.SIG_DFL)
         os.execve(exe, process.args, env)
     except BaseException as err:
         _fail(ctx, err)

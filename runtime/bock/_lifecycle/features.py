@@ -22,7 +22,8 @@ def _hooks() -> list[str]:
 def _mount_options() -> list[str]:
     from bock._init import mountopts
 
-    return sorted(set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | {"tmpcopyup"})
+    recursive = getattr(mountopts, "RECURSIVE", {})  # rro, rnosuid, ... (mount_setattr)
+    return sorted(set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(recursive) | {"tmpcopyup"})
 
 
 def _capabilities() -> list[str] | None:

@@ -331,3 +331,16 @@ def test_exec_pidfd_socket(bundle, runtime, tmp_path):
         os.kill(int(pid_file.read_text()), 9)
     finally:
         os.close(fds[0])
+
+
+def test_exec_environment_like_runc(bundle):
+    """HOME from the container's passwd, umask 0022, SIGPIPE not ignored, /proc/self/exe refused."""
+    cid = bundle.start_container()
+    out = bundle.rt("exec", cid, "sh", "-c", 'echo "$HOME"; umask; grep SigIgn /proc/self/status')
+    home, umask, sigign = out.stdout.split("\n")[:3]
+    assert (home, umask) == ("/root", "0022")
+    assert int(sigign.split()[1], 16) & (1 << 12) == 0  # SIGPIPE (13) is not ignored
+    out = bundle.rt("exec", cid, "/proc/self/exe", "--version", check=False)
+    # the runtime's own binary must never run in the container (runc 1.1 runs a sealed
+    # memfd copy that fails; bock refuses before execve)
+    assert out.returncode != 0 and "version" not in out.stdout
