@@ -271,8 +271,8 @@ def _security_for(container: Container, process: Process):
     spec = Spec.from_json(container.config)
     object.__setattr__(spec, "process", process)
     object.__setattr__(spec, "hooks", Hooks())
-    # the container's profile compiled once per state root (":" cannot be in a container ID)
-    return Security(spec, seccomp_cache=os.path.join(container.root, "cache:seccomp"))
+    # the compiled filter is kept with the container (removed by delete): one compile per container
+    return Security(spec, seccomp_cache=os.path.join(container.dir, "seccomp-cache"))
 
 
 def _console(opts: ExecOptions, process: Process):
