@@ -23,7 +23,8 @@ def _mount_options() -> list[str]:
     from bock._init import mountopts
 
     recursive = getattr(mountopts, "RECURSIVE", {})  # rro, rnosuid, ... (mount_setattr)
-    return sorted(set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(recursive) | {"tmpcopyup"})
+    extensions = set(mountopts.EXTENSIONS)  # tmpcopyup, idmap, ridmap (bock._security.idmap)
+    return sorted(set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(recursive) | extensions)
 
 
 def _capabilities() -> list[str] | None:
@@ -83,7 +84,8 @@ def features() -> dict:
         "apparmor": {"enabled": apparmor},
         "selinux": {"enabled": selinux},
         "intelRdt": {"enabled": False},
-        "mountExtensions": {"idmap": {"enabled": False}},
+        # idmapped bind mounts (mount uid/gidMappings, idmap/ridmap) through mount_setattr
+        "mountExtensions": {"idmap": {"enabled": True}},
         "netDevices": {"enabled": False},
     }
     caps = _capabilities()

@@ -176,7 +176,9 @@ def test_features_json_only_on_stdout(runtime_path, runtime):
     assert "mount" in doc["linux"]["namespaces"]
     if runtime != "bock":
         return
-    assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is False  # not implemented
+    # idmapped mounts are implemented (bock._security.idmap; tests in test_idmap_apply.py)
+    assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is True
+    assert {"idmap", "ridmap"} <= set(doc["mountOptions"])
     schema_dir = os.path.join(os.path.dirname(__file__), "..", "..", "..", "spec-schemas")
     schema_path = os.path.join(schema_dir, "features-schema.json")
     if not os.path.exists(schema_path):
