@@ -168,6 +168,28 @@ class Runtime:
         cid = cid or self.new_id()
         return self("run", "--bundle", bundle.path, *flags, cid, stdin=subprocess.DEVNULL, **kw)
 
+    def _kill_strays(self) -> list[str]:
+        """SIGKILL bock processes (a create, or an init still waiting) that name this test's
+        state directory on their command line: a failed create must not leave them."""
+        needle = os.fsencode(self.root)
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if needle in cmdline:
+                try:
+                    os.kill(int(name), 9)
+                except ProcessLookupError:
+                    continue
+                text = cmdline.replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{name}: {text[:200]}")
+        return found
+
     def cleanup(self) -> list[str]:
         """Force-delete every recorded container; unmount leftovers. Returns the leftover
         mounts (which the fixture reports as a failure)."""
@@ -179,6 +201,9 @@ class Runtime:
                     problems.append(f"delete --force {cid}: {res.err.strip()}")
             except subprocess.TimeoutExpired:
                 problems.append(f"delete --force {cid}: timed out")
+        stray = self._kill_strays()
+        if stray:
+            problems.append(f"processes left behind (killed): {stray}")
         leftover = mounts_under(self.watch)
         if leftover:
             unmount_all_under(self.watch)

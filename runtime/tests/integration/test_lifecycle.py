@@ -386,3 +386,24 @@ def test_kill_created_container_with_term(runtime, bundle):
     assert b.output() == ""
     res = runtime("start", cid)
     assert res.rc == 1 and "stopped" in res.err
+
+
+def test_the_runtime_fixture_cleans_up_and_reports(bock_bin, bundle, tmp_path):
+    """The teardown itself: force-deletes recorded containers, kills a stray waiting init,
+    unmounts and reports leftover mounts."""
+    from _support.bock import Runtime
+    from _support.mounts import mount, mounts_under
+
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    rt = Runtime(bock_bin, str(tmp_path / "own-state"), [str(watched)])
+    b = bundle("sleep", "60")
+    cid = rt.create(b)
+    pid = rt.state(cid)["pid"]
+    os.unlink(os.path.join(rt.root, cid, "state.json"))  # bock no longer knows this init
+    mount("tmpfs", str(watched), "tmpfs", 0, "mode=755")
+    problems = rt.cleanup()
+    assert any("mounts left behind" in p for p in problems), problems
+    assert any("processes left behind" in p for p in problems), problems
+    assert not mounts_under([str(watched)])
+    wait_for(lambda: not _alive(pid), what="the stray init to die")
