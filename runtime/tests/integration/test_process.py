@@ -255,3 +255,10 @@ def test_run_with_a_terminal_exit_code_and_input(runtime, bundle):
     res = runtime("run", "--bundle", b.path, runtime.new_id(), input="hello\n")
     assert res.rc == 5, res
     assert "got:hello" in res.out
+
+
+def test_env_entry_without_equals_is_refused_like_runc(runtime, bundle):
+    b = bundle("true")
+    b.config["process"]["env"] = ["PATH=/bin", "NOEQUALS"]
+    b.save()
+    assert 'invalid environment variable: \\"NOEQUALS\\"' in runtime.create_fails(b).err
