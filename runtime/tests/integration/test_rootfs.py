@@ -10,9 +10,11 @@ import shutil
 import subprocess
 
 import pytest
-from _support.mounts import mount, mountinfo_entries, mounts_under, umount
+from _support.mounts import mount, mountinfo_entries, mounts_under, unmount_all_under
 
 pytestmark = pytest.mark.root
+
+MS_SHARED = 1 << 20
 
 
 def root_entry(mountinfo: str) -> dict:
@@ -43,8 +45,7 @@ def mounted(source: str, target: str, fstype: str, data: str | None = None):
     try:
         yield target
     finally:
-        for point in reversed(mounts_under([target])):
-            umount(point)
+        unmount_all_under([target])
 
 
 def test_root_is_a_bind_of_the_rootfs_and_pivoted(runtime, bundle):
@@ -240,3 +241,28 @@ def test_bundle_path_with_odd_characters(runtime, bundle, name):
     res = runtime.run(b).ok()
     assert res.out.startswith("ok\n")
     assert runtime.raw(["--root", runtime.root, "list", "-q"]).ok().out == ""
+
+
+@pytest.mark.parametrize("prop", [None, "shared", "slave", "private"])
+def test_rootfs_under_a_shared_mount_leaks_no_mount_to_the_host(
+    runtime, bundle, tmp_path, rootfs_template, prop
+):
+    """containerd's and podman's state lives under shared mounts (systemd makes / shared):
+    the container's mounts must not propagate back into the host's namespace."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with mounted("tmpfs", str(shared), "tmpfs", "mode=755"):
+        mount("", str(shared), "", MS_SHARED)
+        b = bundle("sh", "-c", "cat /proc/self/mountinfo", base=shared, rootfs=False)
+        shutil.copytree(rootfs_template, b.rootfs, symlinks=True)
+        if prop:
+            b.config["linux"]["rootfsPropagation"] = prop
+            b.save()
+        cid = runtime.create(b)
+        try:
+            # while the container exists, the host sees no new mount below the shared tmpfs
+            assert mounts_under([str(shared)]) == [str(shared)]
+            runtime.start(cid)
+        finally:
+            runtime("delete", "--force", cid)
+        assert mounts_under([str(shared)]) == [str(shared)]
