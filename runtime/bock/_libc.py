@@ -37,6 +37,7 @@ _NR = {
         "clone3": 435,
         "openat2": 437,
         "memfd_create": 319,
+        "keyctl": 250,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -59,6 +60,7 @@ _NR = {
         "clone3": 435,
         "openat2": 437,
         "memfd_create": 279,
+        "keyctl": 219,
     },
 }[_MACHINE]
 

@@ -34,6 +34,7 @@ class InitContext:
         "fifo_fd",
         "join",
         "join_user",
+        "keyring",
         "new_flags",
         "new_user",
         "no_pivot",
@@ -126,6 +127,25 @@ def _cgroup_mounter(ctx: InitContext):
     return mount
 
 
+def _join_session_keyring(name: str, userns: bool) -> None:
+    """runc's: a session keyring of the container's own, not the caller's; searchable by
+    the possessor's uid (or by 'other' in a user namespace). Best effort without keyrings."""
+    import ctypes
+
+    from bock._libc import syscall
+
+    try:
+        key = syscall("keyctl", 1, name.encode(), None, None, None)  # KEYCTL_JOIN_SESSION_KEYRING
+    except OSError as err:
+        if err.errno == 38:  # ENOSYS
+            return
+        raise OSError(err.errno, f"unable to join session keyring: {os.strerror(err.errno)}") from None
+    buf = ctypes.create_string_buffer(512)
+    syscall("keyctl", 6, key, buf, len(buf), None)  # KEYCTL_DESCRIBE: type;uid;gid;perm;desc
+    perm = int(buf.value.split(b";")[3], 16) | (0x8 if userns else 0x80000)
+    syscall("keyctl", 5, key, perm, None, None)  # KEYCTL_SETPERM
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
@@ -151,6 +171,8 @@ def _init(ctx: InitContext) -> None:
     for signum in (_signal.SIGTERM, _signal.SIGHUP):
         _signal.signal(signum, _exit_on_signal)
     os.setsid()
+    if ctx.keyring:
+        _join_session_keyring(ctx.keyring, ctx.new_user or ctx.join_user is not None)
     if process.terminal:
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):

@@ -207,6 +207,7 @@ def _create(
         fifo_fd=fifo_fd,
         console_fd=console_fd,
         no_pivot=opts.no_pivot,
+        keyring=None if opts.no_new_keyring else "_ses." + opts.cid,
         preserve_fds=opts.preserve_fds,
         new_flags=new_flags,
         join=join,
