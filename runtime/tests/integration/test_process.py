@@ -262,3 +262,24 @@ def test_env_entry_without_equals_is_refused_like_runc(runtime, bundle):
     b.config["process"]["env"] = ["PATH=/bin", "NOEQUALS"]
     b.save()
     assert 'invalid environment variable: \\"NOEQUALS\\"' in runtime.create_fails(b).err
+
+
+def test_own_session_keyring(runtime, bundle):
+    """runc joins a new session keyring _ses.<id> (the caller's keys are not the container's)."""
+    b = bundle("cat", "/proc/keys")
+    b.config["linux"]["maskedPaths"] = []
+    b.save()
+    cid = runtime.new_id()
+    keys = runtime.run(b, cid).ok().out
+    mine = [line for line in keys.splitlines() if line.endswith(f"_ses.{cid}: empty")]
+    assert len(mine) == 1, keys
+    assert int(mine[0].split()[4], 16) & 0x80000  # searchable by the possessor's uid
+
+
+def test_no_new_keyring_keeps_the_callers(runtime, bundle):
+    b = bundle("cat", "/proc/keys")
+    b.config["linux"]["maskedPaths"] = []
+    b.save()
+    cid = runtime.new_id()
+    keys = runtime.run(b, cid, "--no-new-keyring").ok().out
+    assert f"_ses.{cid}" not in keys
