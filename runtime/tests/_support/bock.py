@@ -60,6 +60,7 @@ class Runtime:
         self.binary = binary
         self.root = root
         self.watch = watch  # directories that must hold no mount after the test
+        self.remove_after: list[str] = []  # removed by the fixture after cleanup()
         self.ids: list[str] = []
 
     def new_id(self) -> str:
