@@ -407,3 +407,37 @@ def test_the_runtime_fixture_cleans_up_and_reports(bock_bin, bundle, tmp_path):
     assert any("processes left behind" in p for p in problems), problems
     assert not mounts_under([str(watched)])
     wait_for(lambda: not _alive(pid), what="the stray init to die")
+
+
+@pytest.mark.xfail(
+    not _has_cgroups(),
+    reason="delete --force finds the container's processes through its cgroup (bock._cgroups, issue 3)",
+    strict=True,
+)
+def test_delete_force_kills_every_process_without_a_pid_namespace(runtime, bundle):
+    b = bundle("sh", "-c", "sleep 103 & echo ready; wait").drop_namespace("pid")
+    cid = runtime.create(b)
+    runtime.start(cid)
+    wait_for(lambda: "ready" in b.output(), what="ready")
+    kids = wait_for(lambda: _children(runtime.state(cid)["pid"]), what="children")
+    try:
+        runtime("delete", "--force", cid).ok()
+        for pid in kids:
+            wait_for(lambda pid=pid: not _alive(pid), timeout=3, what=f"pid {pid} to die")
+    finally:
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_delete_force_with_a_pid_namespace_kills_every_process(runtime, bundle):
+    b = bundle("sh", "-c", "sleep 104 & sleep 105 & echo ready; wait")
+    cid = runtime.create(b)
+    runtime.start(cid)
+    wait_for(lambda: "ready" in b.output(), what="ready")
+    kids = wait_for(lambda: _children(runtime.state(cid)["pid"]), what="children")
+    runtime("delete", "--force", cid).ok()
+    for pid in kids:  # pid 1 of the namespace died: the kernel killed the rest
+        wait_for(lambda pid=pid: not _alive(pid), timeout=5, what=f"pid {pid} to die")
