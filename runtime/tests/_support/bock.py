@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -25,6 +26,26 @@ def find_binary() -> str | None:
     if sys.prefix != sys.base_prefix and os.access(beside, os.X_OK):
         return beside
     return shutil.which("bock")
+
+
+@functools.cache
+def binary_has(module: str) -> bool:
+    """Whether the bock under test ships ``module`` (asked of the binary's own interpreter:
+    the ``bock`` importable here may be another checkout)."""
+    binary = find_binary()
+    if not binary:
+        return False
+    with open(binary, "rb") as f:
+        first = f.readline()
+    interp = first[2:].split()[0].decode() if first.startswith(b"#!") else sys.executable
+    code = (
+        "import importlib.util, sys\n"
+        "try:\n"
+        f"    sys.exit(0 if importlib.util.find_spec({module!r}) else 1)\n"
+        "except ModuleNotFoundError:\n"
+        "    sys.exit(1)\n"
+    )
+    return subprocess.run([interp, "-c", code], capture_output=True, cwd="/").returncode == 0
 
 
 def new_id() -> str:

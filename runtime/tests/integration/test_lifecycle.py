@@ -222,9 +222,9 @@ def test_kill_usr1_is_delivered(runtime, bundle):
 
 
 def _has_cgroups() -> bool:
-    import importlib.util
+    from _support.bock import binary_has
 
-    return importlib.util.find_spec("bock._cgroups") is not None
+    return binary_has("bock._cgroups")
 
 
 @pytest.mark.xfail(
