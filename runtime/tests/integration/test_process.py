@@ -35,11 +35,28 @@ def test_argv0(runtime, bundle):
     assert runtime.run(b).ok().out.startswith("cat /proc/self/cmdline")
 
 
-def test_env_is_exactly_the_configured_one(runtime, bundle):
+def test_env_is_the_configured_one_plus_home(runtime, bundle):
     b = bundle("cat", "/proc/self/environ")
     b.config["process"]["env"] = ["PATH=/bin", "A=1", "B=with space", "EMPTY="]
     b.save()
-    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "A=1", "B=with space", "EMPTY="]
+    env = runtime.run(b).ok().out.split("\0")[:-1]
+    # runc adds HOME from the user's /etc/passwd entry when the config has none
+    assert env == ["PATH=/bin", "A=1", "B=with space", "EMPTY=", "HOME=/root"]
+
+
+def test_configured_home_is_kept(runtime, bundle):
+    b = bundle("cat", "/proc/self/environ")
+    b.config["process"]["env"] = ["PATH=/bin", "HOME=/custom"]
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "HOME=/custom"]
+
+
+def test_home_of_a_non_root_user_comes_from_passwd(runtime, bundle):
+    b = bundle("sh", "-c", "echo $HOME")
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    assert runtime.run(b).ok().out == "/home/user\n"
 
 
 def test_env_path_is_used_to_find_the_program(runtime, bundle):

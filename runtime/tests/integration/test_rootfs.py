@@ -77,15 +77,19 @@ def test_rootfs_propagation(runtime, bundle, prop, tag):
     # the fixture also checks that no mount leaked into the host's namespace
 
 
-def test_rootfs_propagation_unbindable_fails_like_runc(runtime, bundle):
-    # runc (1.1 to 1.5) makes / unbindable first, so binding the rootfs fails with EINVAL
-    b = bundle("true")
+def test_rootfs_propagation_unbindable(runtime, bundle):
+    """runc (1.1 to 1.5) makes / unbindable before binding the rootfs and fails with EINVAL;
+    a runtime may instead make it work. Either way: unbindable inside, or a clean failure."""
+    b = bundle("cat", "/proc/self/mountinfo")
     b.config["linux"]["rootfsPropagation"] = "unbindable"
     b.save()
     cid = runtime.new_id()
     res = runtime.run(b, cid)
-    assert res.rc == 1 and "Invalid argument" in res.err
-    assert not os.path.exists(os.path.join(runtime.root, cid))
+    if res.rc == 0:
+        assert "unbindable" in root_entry(res.out)["tags"], res.out
+    else:
+        assert res.rc == 1 and "Invalid argument" in res.err, res
+        assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
 def test_pivot_root_leaves_no_host_tree(runtime, bundle):
