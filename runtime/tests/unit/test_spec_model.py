@@ -161,7 +161,7 @@ def test_check_spec_accepts_the_full_document():
                 "linux__uidMappings": None,
                 "linux__timeOffsets": None,
             },
-            "no user mappings found",
+            "(?i)no (user|uid) mappings found",
         ),
         (
             {"linux__namespaces": [{"type": "mount"}, {"type": "uts"}], "linux__uidMappings": None},
