@@ -167,6 +167,15 @@ class Runtime:
             self("create", "--bundle", bundle.path, *flags, cid, **kw).ok()
         return cid
 
+    def popen(self, *args: str, **kw) -> subprocess.Popen:
+        """``bock --root R ARGS`` in the background (stdio: /dev/null in, pipes out)."""
+        if ("create" in args or "run" in args) and args[-1] not in self.ids:
+            self.ids.append(args[-1])
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([self.binary, "--root", self.root, *args], **kw)
+
     def create_fails(self, bundle, *flags: str, **kw) -> Result:
         """``create`` that must fail with exit code 1 and leave no state directory behind."""
         cid = new_id()

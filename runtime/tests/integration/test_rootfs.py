@@ -40,6 +40,15 @@ def mountinfo_from_setns(pid: int) -> str:
 
 
 @contextlib.contextmanager
+def tmpfs_rootfs(b, template: str):
+    """The caller mounts a tmpfs at bundle/rootfs and fills it (as containerd mounts layers)."""
+    os.mkdir(b.rootfs)
+    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
+        shutil.copytree(template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+        yield b.rootfs
+
+
+@contextlib.contextmanager
 def mounted(source: str, target: str, fstype: str, data: str | None = None):
     mount(source, target, fstype, 0, data)
     try:
@@ -187,9 +196,7 @@ def test_rootfs_mounted_by_the_caller_tmpfs(runtime, bundle, rootfs_template):
     b = bundle("sh", "-c", "cat /proc/self/mountinfo; echo hi > /written", rootfs=False)
     b.config["root"]["readonly"] = False
     b.save()
-    os.mkdir(b.rootfs)
-    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
-        shutil.copytree(rootfs_template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+    with tmpfs_rootfs(b, rootfs_template):
         res = runtime.run(b).ok()
         assert root_entry(res.out)["fstype"] == "tmpfs"
         # bock did not unmount what it did not mount; the container's write landed in it
@@ -229,9 +236,7 @@ def test_readonly_root_on_a_caller_mounted_tmpfs_keeps_the_host_mount_rw(runtime
     b = bundle("sh", "-c", "touch /x 2>&1; echo rc=$?", rootfs=False)
     b.config["root"]["readonly"] = True
     b.save()
-    os.mkdir(b.rootfs)
-    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
-        shutil.copytree(rootfs_template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+    with tmpfs_rootfs(b, rootfs_template):
         assert "rc=1" in runtime.run(b).ok().out
         with open(os.path.join(b.rootfs, "host-can-write"), "w") as f:
             f.write("yes")
