@@ -40,8 +40,16 @@ def loads(text: str | bytes) -> object:
         obj, end = _scan(text, start)
     except StopIteration as err:
         raise JSONError(f"invalid JSON at character {err.value}") from None
-    except ValueError as err:  # the C scanner raises JSONDecodeError only via the Python module
-        raise JSONError(str(err)) from None
+    except (ValueError, SystemError):
+        # The C scanner builds its errors with json.decoder and, unless json is already
+        # imported, fails with SystemError instead. Only on this error path: ask json why.
+        import json
+
+        try:
+            json.loads(text)
+        except ValueError as err:
+            raise JSONError(str(err)) from None
+        raise JSONError("invalid JSON") from None
     rest = text[end:].strip(_WS)
     if rest:
         raise JSONError(f"extra data at character {end}")

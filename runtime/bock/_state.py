@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 
 from bock import _jsonlite
-from bock.errors import ContainerNotExist, InvalidID
+from bock.errors import ContainerNotExist, DamagedState, InvalidID
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 DEFAULT_ROOT = "/run/bock"
 
+_STATE_KEYS = frozenset(["pid", "start_time", "bundle", "rootfs", "created", "config", "ociVersion"])
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 
 
@@ -58,6 +59,10 @@ class Container:
                 data = _jsonlite.loads(f.read())
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotExist(cid) from None
+        except _jsonlite.JSONError as err:
+            raise DamagedState(f"container {cid}: state.json is damaged: {err}") from None
+        if not isinstance(data, dict) or not _STATE_KEYS.issubset(data):
+            raise DamagedState(f"container {cid}: state.json is damaged: fields are missing")
         return cls(root, cid, data)
 
     def save(self) -> None:

@@ -11,6 +11,7 @@ runc's wording wherever callers (containerd, podman, CRI-O) match on it.
     │   ├── ContainerExists     "container with given ID already exists"
     │   ├── InvalidID           "invalid container ID format"
     │   ├── ContainerNotRunning "container not running"
+    │   ├── DamagedState        state.json unreadable (``delete --force`` still removes it)
     │   └── BadState            an operation that the status forbids
     ├── ExecError               the user process could not be started (missing binary, ...)
     └── SystemError_            a syscall or a kernel interface failed
@@ -58,6 +59,10 @@ class InvalidID(ContainerError):
 class ContainerNotRunning(ContainerError):
     def __init__(self) -> None:
         super().__init__("container not running")
+
+
+class DamagedState(ContainerError):
+    pass
 
 
 class BadState(ContainerError):

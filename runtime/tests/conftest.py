@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -89,24 +91,22 @@ def runtime(bock_bin: str, tmp_path: pathlib.Path):
         yield rt
     finally:
         problems = rt.cleanup()
+        for path in rt.remove_after:  # after the containers are gone; never through a mount
+            if not mounts_under([path]):
+                shutil.rmtree(path, ignore_errors=True)
     assert not problems, problems
 
 
 @pytest.fixture
 def open_tmp(runtime):
     """A directory every uid can traverse (tmp_path's parents are 0700): for user namespaces
-    whose root is an unprivileged host uid. Watched for leftover mounts, removed afterwards."""
-    import shutil
-    import tempfile
-
+    whose root is an unprivileged host uid. Watched for leftover mounts; the ``runtime``
+    teardown removes it after the containers."""
     path = tempfile.mkdtemp(prefix="bock-test-", dir="/tmp")
     os.chmod(path, 0o711)
     runtime.watch.append(path)
-    try:
-        yield pathlib.Path(path)
-    finally:
-        if not mounts_under([path]):  # never remove a directory that still holds a mount
-            shutil.rmtree(path, ignore_errors=True)
+    runtime.remove_after.append(path)
+    return pathlib.Path(path)
 
 
 @pytest.fixture

@@ -43,6 +43,11 @@ def _mount_at(sys: s.LinuxSyscalls, rootfs: str, dest: str, source, fstype, flag
     fd = open_in_root(rootfs, dest)
     try:
         sys.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+    except OSError as err:  # name the container's destination, not /proc/self/fd/N (as runc)
+        where = dest[len(rootfs.rstrip("/")) :] or "/"
+        raise OSError(
+            err.errno, f'error mounting "{source or "none"}" to rootfs at "{where}": {os.strerror(err.errno)}'
+        )
     finally:
         os.close(fd)
 

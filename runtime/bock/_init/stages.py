@@ -29,14 +29,13 @@ class InitContext:
 
     __slots__ = (
         "bundle",
-        "cid",
         "console_fd",
         "console_mod",
         "fifo_fd",
         "join",
         "join_user",
+        "keyring",
         "new_flags",
-        "new_keyring",
         "new_user",
         "no_pivot",
         "parent_hooks",
@@ -140,16 +139,23 @@ def _cgroup_mounter(ctx: InitContext):
     return mount
 
 
-def _join_session_keyring(name: str) -> None:
-    """runc: a fresh session keyring per container, so containers share no keys (unless
-    --no-new-keyring). Kernels without keyrings (ENOSYS) are fine, as in runc."""
+def _join_session_keyring(name: str, userns: bool) -> None:
+    """runc's: a session keyring of the container's own, not the caller's; searchable by
+    the possessor's uid (or by 'other' in a user namespace). Best effort without keyrings."""
+    import ctypes
+
     from bock._libc import syscall
 
     try:
-        syscall("keyctl", 1, name.encode(), 0, 0, 0)  # KEYCTL_JOIN_SESSION_KEYRING
+        key = syscall("keyctl", 1, name.encode(), None, None, None)  # KEYCTL_JOIN_SESSION_KEYRING
     except OSError as err:
-        if err.errno != 38:  # ENOSYS
-            raise OSError(err.errno, f"could not create session key: {err.strerror}") from None
+        if err.errno == 38:  # ENOSYS
+            return
+        raise OSError(err.errno, f"unable to join session keyring: {os.strerror(err.errno)}") from None
+    buf = ctypes.create_string_buffer(512)
+    syscall("keyctl", 6, key, buf, len(buf), None)  # KEYCTL_DESCRIBE: type;uid;gid;perm;desc
+    perm = int(buf.value.split(b";")[3], 16) | (0x8 if userns else 0x80000)
+    syscall("keyctl", 5, key, perm, None, None)  # KEYCTL_SETPERM
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -177,6 +183,8 @@ def _init(ctx: InitContext) -> None:
     for signum in (_signal.SIGTERM, _signal.SIGHUP):
         _signal.signal(signum, _exit_on_signal)
     os.setsid()
+    if ctx.keyring:
+        _join_session_keyring(ctx.keyring, ctx.new_user or ctx.join_user is not None)
     if process.terminal:
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
@@ -191,8 +199,6 @@ def _init(ctx: InitContext) -> None:
     rfs.mount_all(sys, spec, rootfs, ctx.bundle, _cgroup_mounter(ctx), ctx.security.mount_fds)
     if not any(m.destination.rstrip("/") == "/dev" and m.type == "bind" for m in spec.mounts):
         rfs.setup_dev(sys, spec, rootfs, userns)
-    if ctx.new_keyring:
-        _join_session_keyring(ctx.cid)
     if ctx.parent_hooks:
         sync.send(ctx.sync, "hooks")
         sync.expect(ctx.sync, "ok")

@@ -44,6 +44,9 @@ def check_spec(spec: Spec) -> None:
         raise ConfigError("config.json: process: the process property is required to create a container")
     if not p.args:
         raise ConfigError("config.json: process.args: args must not be empty")
+    for item in p.env:
+        if "=" not in item:
+            raise ConfigError(f'config.json: process.env: invalid environment variable: "{item}"')
     if not p.cwd.startswith("/"):
         raise ConfigError(f"config.json: process.cwd: cwd {p.cwd!r} must be an absolute path")
     if spec.root is None or not spec.root.path:

@@ -8,7 +8,7 @@ from bock._fsutil import rmtree
 from bock._lifecycle.kill import container_pids
 from bock._lifecycle.wait import kill_and_wait
 from bock._state import Container
-from bock.errors import BadState, ContainerNotExist
+from bock.errors import BadState, ContainerNotExist, DamagedState
 
 
 def _quiet_rmtree(path: str) -> None:
@@ -21,7 +21,7 @@ def _quiet_rmtree(path: str) -> None:
 def delete(root: str, cid: str, force: bool = False, log=None) -> None:
     try:
         container = Container.load(root, cid)
-    except ContainerNotExist:
+    except (ContainerNotExist, DamagedState):  # the id was validated: the path is ours
         if not force:
             raise
         leftover = os.path.join(root, cid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -25,6 +26,26 @@ def find_binary() -> str | None:
     if sys.prefix != sys.base_prefix and os.access(beside, os.X_OK):
         return beside
     return shutil.which("bock")
+
+
+@functools.cache
+def binary_has(module: str) -> bool:
+    """Whether the bock under test ships ``module`` (asked of the binary's own interpreter:
+    the ``bock`` importable here may be another checkout)."""
+    binary = find_binary()
+    if not binary:
+        return False
+    with open(binary, "rb") as f:
+        first = f.readline()
+    interp = first[2:].split()[0].decode() if first.startswith(b"#!") else sys.executable
+    code = (
+        "import importlib.util, sys\n"
+        "try:\n"
+        f"    sys.exit(0 if importlib.util.find_spec({module!r}) else 1)\n"
+        "except ModuleNotFoundError:\n"
+        "    sys.exit(1)\n"
+    )
+    return subprocess.run([interp, "-c", code], capture_output=True, cwd="/").returncode == 0
 
 
 def new_id() -> str:
@@ -60,6 +81,7 @@ class Runtime:
         self.binary = binary
         self.root = root
         self.watch = watch  # directories that must hold no mount after the test
+        self.remove_after: list[str] = []  # removed by the fixture after cleanup()
         self.ids: list[str] = []
 
     def new_id(self) -> str:
@@ -145,6 +167,15 @@ class Runtime:
             self("create", "--bundle", bundle.path, *flags, cid, **kw).ok()
         return cid
 
+    def popen(self, *args: str, **kw) -> subprocess.Popen:
+        """``bock --root R ARGS`` in the background (stdio: /dev/null in, pipes out)."""
+        if ("create" in args or "run" in args) and args[-1] not in self.ids:
+            self.ids.append(args[-1])
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([self.binary, "--root", self.root, *args], **kw)
+
     def create_fails(self, bundle, *flags: str, **kw) -> Result:
         """``create`` that must fail with exit code 1 and leave no state directory behind."""
         cid = new_id()
@@ -168,6 +199,28 @@ class Runtime:
         cid = cid or self.new_id()
         return self("run", "--bundle", bundle.path, *flags, cid, stdin=subprocess.DEVNULL, **kw)
 
+    def _kill_strays(self) -> list[str]:
+        """SIGKILL bock processes (a create, or an init still waiting) that name this test's
+        state directory on their command line: a failed create must not leave them."""
+        needle = os.fsencode(self.root)
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if needle in cmdline:
+                try:
+                    os.kill(int(name), 9)
+                except ProcessLookupError:
+                    continue
+                text = cmdline.replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{name}: {text[:200]}")
+        return found
+
     def cleanup(self) -> list[str]:
         """Force-delete every recorded container; unmount leftovers. Returns the leftover
         mounts (which the fixture reports as a failure)."""
@@ -179,6 +232,9 @@ class Runtime:
                     problems.append(f"delete --force {cid}: {res.err.strip()}")
             except subprocess.TimeoutExpired:
                 problems.append(f"delete --force {cid}: timed out")
+        stray = self._kill_strays()
+        if stray:
+            problems.append(f"processes left behind (killed): {stray}")
         leftover = mounts_under(self.watch)
         if leftover:
             unmount_all_under(self.watch)

@@ -388,3 +388,26 @@ def test_pid_file_in_a_missing_directory_fails_and_cleans_up(runtime, bundle, tm
                 assert b.path.encode() not in f.read()
         except FileNotFoundError:
             pass
+
+
+@pytest.mark.parametrize("text", ["{nope", "", "[]", '{"ociVersion": "1.0.0"', "\xff\xfe"])
+def test_malformed_config_json_is_a_clear_error(runtime, bundle, text):
+    b = bundle("true")
+    with open(os.path.join(b.path, "config.json"), "w", encoding="latin-1") as f:
+        f.write(text)
+    res = runtime.create_fails(b)
+    assert "config.json" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_damaged_state_is_a_clear_error_and_force_delete_removes_it(runtime):
+    cid = "t-damaged00000"
+    os.makedirs(os.path.join(runtime.root, cid))
+    with open(os.path.join(runtime.root, cid, "state.json"), "w") as f:
+        f.write("{half a write")
+    for argv in (["state", cid], ["delete", cid], ["kill", cid, "9"], ["start", cid]):
+        res = runtime(*argv)
+        assert res.rc == 1 and "damaged" in res.err and "Traceback" not in res.err, (argv, res)
+    assert runtime("list", "-q").ok().out == ""
+    runtime("delete", "--force", cid).ok()
+    assert not os.path.exists(os.path.join(runtime.root, cid))

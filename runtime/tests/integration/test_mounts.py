@@ -250,3 +250,11 @@ def test_bind_over_an_lxcfs_proc_file_is_allowed(runtime, bundle, tmp_path):
     b = bundle("cat", "/proc/uptime")
     b.add_mount("/proc/uptime", "bind", str(fake), ["bind", "ro"])
     assert runtime.run(b).ok().out == "12345.00 1.00\n"
+
+
+def test_mount_error_names_the_destination(runtime, bundle):
+    b = bundle("true")
+    b.add_mount("/x", "nosuchfs", "none")
+    err = runtime.create_fails(b).err
+    assert 'error mounting \\"none\\" to rootfs at \\"/x\\": No such device' in err
+    assert "/proc/self/fd/" not in err

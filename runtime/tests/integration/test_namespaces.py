@@ -58,7 +58,12 @@ def test_each_namespace_alone(runtime, bundle, kind):
 
 
 def test_user_namespace_with_mappings(runtime, bundle, open_tmp):
-    b = bundle("sh", "-c", SCRIPT + "; cat /proc/self/uid_map /proc/self/gid_map; id -u", base=open_tmp)
+    b = bundle(
+        "sh",
+        "-c",
+        SCRIPT + "; cat /proc/self/uid_map /proc/self/gid_map; id -u; echo x > /dev/null",
+        base=open_tmp,
+    )
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]

@@ -35,7 +35,7 @@ def test_argv0(runtime, bundle):
     assert runtime.run(b).ok().out.startswith("cat /proc/self/cmdline")
 
 
-def test_env_is_exactly_the_configured_one(runtime, bundle):
+def test_env_is_the_configured_one_plus_home(runtime, bundle):
     b = bundle("cat", "/proc/self/environ")
     b.config["process"]["env"] = ["PATH=/bin", "A=1", "B=with space", "EMPTY=", "HOME=/h"]
     b.save()
@@ -52,6 +52,21 @@ def test_home_comes_from_the_containers_passwd_when_unset(runtime, bundle):
     b.config["process"]["user"] = {"uid": 4242, "gid": 4242}
     b.save()
     assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "HOME=/"]
+
+
+def test_configured_home_is_kept(runtime, bundle):
+    b = bundle("cat", "/proc/self/environ")
+    b.config["process"]["env"] = ["PATH=/bin", "HOME=/custom"]
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    assert runtime.run(b).ok().out.split("\0")[:-1] == ["PATH=/bin", "HOME=/custom"]
+
+
+def test_home_of_a_non_root_user_comes_from_passwd(runtime, bundle):
+    b = bundle("sh", "-c", "echo $HOME")
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    assert runtime.run(b).ok().out == "/home/user\n"
 
 
 def test_env_path_is_used_to_find_the_program(runtime, bundle):
@@ -267,3 +282,31 @@ def test_run_with_a_terminal_exit_code_and_input(runtime, bundle):
     res = runtime("run", "--bundle", b.path, runtime.new_id(), input="hello\n")
     assert res.rc == 5, res
     assert "got:hello" in res.out
+
+
+def test_env_entry_without_equals_is_refused_like_runc(runtime, bundle):
+    b = bundle("true")
+    b.config["process"]["env"] = ["PATH=/bin", "NOEQUALS"]
+    b.save()
+    assert 'invalid environment variable: \\"NOEQUALS\\"' in runtime.create_fails(b).err
+
+
+def test_own_session_keyring(runtime, bundle):
+    """runc joins a new session keyring _ses.<id> (the caller's keys are not the container's)."""
+    b = bundle("cat", "/proc/keys")
+    b.config["linux"]["maskedPaths"] = []
+    b.save()
+    cid = runtime.new_id()
+    keys = runtime.run(b, cid).ok().out
+    mine = [line for line in keys.splitlines() if line.endswith(f"_ses.{cid}: empty")]
+    assert len(mine) == 1, keys
+    assert int(mine[0].split()[4], 16) & 0x80000  # searchable by the possessor's uid
+
+
+def test_no_new_keyring_keeps_the_callers(runtime, bundle):
+    b = bundle("cat", "/proc/keys")
+    b.config["linux"]["maskedPaths"] = []
+    b.save()
+    cid = runtime.new_id()
+    keys = runtime.run(b, cid, "--no-new-keyring").ok().out
+    assert f"_ses.{cid}" not in keys

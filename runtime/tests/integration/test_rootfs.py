@@ -10,9 +10,11 @@ import shutil
 import subprocess
 
 import pytest
-from _support.mounts import mount, mountinfo_entries, mounts_under, umount
+from _support.mounts import mount, mountinfo_entries, mounts_under, unmount_all_under
 
 pytestmark = pytest.mark.root
+
+MS_SHARED = 1 << 20
 
 
 def root_entry(mountinfo: str) -> dict:
@@ -38,13 +40,21 @@ def mountinfo_from_setns(pid: int) -> str:
 
 
 @contextlib.contextmanager
+def tmpfs_rootfs(b, template: str):
+    """The caller mounts a tmpfs at bundle/rootfs and fills it (as containerd mounts layers)."""
+    os.mkdir(b.rootfs)
+    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
+        shutil.copytree(template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+        yield b.rootfs
+
+
+@contextlib.contextmanager
 def mounted(source: str, target: str, fstype: str, data: str | None = None):
     mount(source, target, fstype, 0, data)
     try:
         yield target
     finally:
-        for point in reversed(mounts_under([target])):
-            umount(point)
+        unmount_all_under([target])
 
 
 def test_root_is_a_bind_of_the_rootfs_and_pivoted(runtime, bundle):
@@ -181,9 +191,7 @@ def test_rootfs_mounted_by_the_caller_tmpfs(runtime, bundle, rootfs_template):
     b = bundle("sh", "-c", "cat /proc/self/mountinfo; echo hi > /written", rootfs=False)
     b.config["root"]["readonly"] = False
     b.save()
-    os.mkdir(b.rootfs)
-    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
-        shutil.copytree(rootfs_template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+    with tmpfs_rootfs(b, rootfs_template):
         res = runtime.run(b).ok()
         assert root_entry(res.out)["fstype"] == "tmpfs"
         # bock did not unmount what it did not mount; the container's write landed in it
@@ -223,9 +231,7 @@ def test_readonly_root_on_a_caller_mounted_tmpfs_keeps_the_host_mount_rw(runtime
     b = bundle("sh", "-c", "touch /x 2>&1; echo rc=$?", rootfs=False)
     b.config["root"]["readonly"] = True
     b.save()
-    os.mkdir(b.rootfs)
-    with mounted("tmpfs", b.rootfs, "tmpfs", "mode=755"):
-        shutil.copytree(rootfs_template, b.rootfs, symlinks=True, dirs_exist_ok=True)
+    with tmpfs_rootfs(b, rootfs_template):
         assert "rc=1" in runtime.run(b).ok().out
         with open(os.path.join(b.rootfs, "host-can-write"), "w") as f:
             f.write("yes")
@@ -239,3 +245,28 @@ def test_bundle_path_with_odd_characters(runtime, bundle, name):
     res = runtime.run(b).ok()
     assert res.out.startswith("ok\n")
     assert runtime.raw(["--root", runtime.root, "list", "-q"]).ok().out == ""
+
+
+@pytest.mark.parametrize("prop", [None, "shared", "slave", "private"])
+def test_rootfs_under_a_shared_mount_leaks_no_mount_to_the_host(
+    runtime, bundle, tmp_path, rootfs_template, prop
+):
+    """containerd's and podman's state lives under shared mounts (systemd makes / shared):
+    the container's mounts must not propagate back into the host's namespace."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with mounted("tmpfs", str(shared), "tmpfs", "mode=755"):
+        mount("", str(shared), "", MS_SHARED)
+        b = bundle("sh", "-c", "cat /proc/self/mountinfo", base=shared, rootfs=False)
+        shutil.copytree(rootfs_template, b.rootfs, symlinks=True)
+        if prop:
+            b.config["linux"]["rootfsPropagation"] = prop
+            b.save()
+        cid = runtime.create(b)
+        try:
+            # while the container exists, the host sees no new mount below the shared tmpfs
+            assert mounts_under([str(shared)]) == [str(shared)]
+            runtime.start(cid)
+        finally:
+            runtime("delete", "--force", cid)
+        assert mounts_under([str(shared)]) == [str(shared)]

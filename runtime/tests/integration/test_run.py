@@ -31,16 +31,10 @@ def test_run_killed_by_signal_exits_128_plus_signal(runtime, bundle):
 
 
 def test_run_returns_after_an_outside_kill(runtime, bundle):
-    import subprocess
 
     b = bundle("sleep", "60")
     cid = runtime.new_id()
-    proc = subprocess.Popen(
-        [runtime.binary, "--root", runtime.root, "run", "--bundle", b.path, cid],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = runtime.popen("run", "--bundle", b.path, cid)
     try:
         deadline = time.monotonic() + 10
         while runtime("state", cid).rc != 0 or runtime.status(cid) != "running":
@@ -90,18 +84,12 @@ def test_many_concurrent_runs_all_succeed(runtime, bundle):
     procs = []
     for _ in range(16):
         cid = runtime.new_id()
-        procs.append(
-            subprocess.Popen(
-                [runtime.binary, "--root", runtime.root, "run", "--bundle", b.path, cid],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        )
+        procs.append(runtime.popen("run", "--bundle", b.path, cid))
     failures = []
+    deadline = time.monotonic() + 60
     for p in procs:
         try:
-            _out, err = p.communicate(timeout=60)
+            _out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
             _out, err = p.communicate()
@@ -120,16 +108,10 @@ def test_run_passes_stdin_through(runtime, bundle):
 
 def test_run_forwards_signals_to_the_container(runtime, bundle):
     import signal
-    import subprocess
 
     b = bundle("sh", "-c", "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.05; done")
     cid = runtime.new_id()
-    proc = subprocess.Popen(
-        [runtime.binary, "--root", runtime.root, "run", "--bundle", b.path, cid],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = runtime.popen("run", "--bundle", b.path, cid)
     try:
         assert proc.stdout.readline() == b"ready\n"
         proc.send_signal(signal.SIGTERM)

@@ -11,7 +11,6 @@ its /proc/<pid>/exe; writing the running interpreter fails with ETXTBSY in any c
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 
 import pytest
@@ -69,10 +68,9 @@ def test_non_root_in_the_container_cannot_reach_the_init_exe(runtime, bundle):
 
 
 def _has_caps() -> bool:
-    try:
-        return importlib.util.find_spec("bock._security.caps") is not None
-    except ModuleNotFoundError:
-        return False
+    from _support.bock import binary_has
+
+    return binary_has("bock._security.caps")
 
 
 @pytest.mark.xfail(

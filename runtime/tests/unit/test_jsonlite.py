@@ -64,3 +64,28 @@ def test_dumps_rejects_unserializable():
 
 def test_ensure_ascii_like_json():
     assert _jsonlite.dumps("é") == '"\\u00e9"' == json.dumps("é")
+
+
+def test_errors_without_the_json_module_loaded():
+    """bock never imports json on its hot path; the C scanner then cannot build its error
+    (SystemError) unless _jsonlite handles it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from bock import _jsonlite\n"
+        "assert 'json' not in sys.modules\n"
+        "for bad in ['{garbage', '{', '\"x', '{\"a\" 1}', '[1,]', 'tru']:\n"
+        "    try:\n"
+        "        _jsonlite.loads(bad)\n"
+        "    except _jsonlite.JSONError as err:\n"
+        "        print(type(err).__name__, err)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 6 and all(line.startswith("JSONError ") for line in lines), lines
+    assert "Expecting property name enclosed in double quotes" in lines[0]

@@ -241,3 +241,8 @@ def test_default_spec_is_fresh_each_time():
     a["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
     assert "CAP_SYS_ADMIN" not in default_spec()["process"]["capabilities"]["bounding"]
     assert json.loads(json.dumps(default_spec())) == copy.deepcopy(default_spec())
+
+
+def test_check_spec_env_without_equals():
+    with pytest.raises(ConfigError, match='invalid environment variable: "JUSTNAME"'):
+        check_spec(_spec(process__env=["A=1", "JUSTNAME"]))
