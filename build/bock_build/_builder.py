@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import threading
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from ._ignore import IgnoreRules
 from ._layer import commit_layer
 from ._rootfs import ro_view, rw_rootfs
 from ._run import Runtime
-from ._store_adapter import layer_snapshots
+from ._store_adapter import install_snapshot, layer_snapshots
 from .errors import BaseImageError, BuildError, StepFailed
 
+_TIMING = bool(os.environ.get("BOCK_BUILD_TIMING"))
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -53,7 +55,7 @@ class BuildOptions:
 
 @attrs.define
 class StageState:
-    layers: list[tuple[dict[str, Any], str]]  # (descriptor dict, diff_id)
+    layers: list[concurrent.futures.Future]  # each -> (descriptor dict, diff_id)
     snaps: list[Path]
     config: dict[str, Any]  # full image config (os/arch/config/history...)
     history: list[dict[str, Any]]
@@ -106,6 +108,8 @@ class Builder:
         self.ignore = IgnoreRules.load(options.context, options.dockerfile)
         self.runtime = Runtime(options.runtime, Path("/run/bock-build") / hashlib.sha256(options.runtime.encode()).hexdigest()[:12])
         self.hash_pool = concurrent.futures.ThreadPoolExecutor(4)
+        self.committer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="commit")
+        self.pending: list[tuple[str, Path]] = []
         self.results: dict[int, concurrent.futures.Future] = {}
         self.lock = threading.Lock()
         self.counts = {"steps": 0, "cached": 0}
@@ -186,8 +190,11 @@ class Builder:
                 final = self.results[stages[-1].index].result()
                 for f in self.results.values():
                     f.result()
-                return self._write_image(final)
+                layers = [f.result() for f in final.layers]
+                self._finish_commits()
+                return self._write_image(final, layers)
         finally:
+            self._finish_commits()
             self.memo.save()
             self.hash_pool.shutdown()
 
@@ -233,7 +240,7 @@ class Builder:
         state_cfg = {k: v for k, v in config.items() if k not in ("rootfs", "history", "config", "created")}
         state_cfg["config"] = image_cfg
         return StageState(
-            [(d, i) for d, i in layers], snaps, state_cfg, list(config.get("history") or []),
+            [_done(x) for x in layers], snaps, state_cfg, list(config.get("history") or []),
             manifest_desc.digest, {}, list(shell), onbuild=list(onbuild),
         )  # fmt: skip
 
@@ -366,19 +373,44 @@ class Builder:
                 self.counts["cached"] += 1
             if not self.opts.quiet:
                 self._say(f"{prefix} {step.describe()}  (cached)")
-            layer, diff_id, created = rec.layer, rec.diff_id, rec.created
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            done.set_result((rec.layer, rec.diff_id))
+            snap = self._snap(rec.layer)
+            if not snap.is_dir():
+                snap = layer_snapshots(self.store, [f.result() for f in state.layers] + [(rec.layer, rec.diff_id)])[-1]
+            state.layers.append(done)
+            state.snaps = [*state.snaps, snap]
+            created = rec.created
         else:
             if not self.opts.quiet:
                 self._say(f"{prefix} {step.describe()}")
-            layer, diff_id = action(stage, state, step, prefix, extra)
-            self.cache.put(key, layer, diff_id, step.describe())
+            t0 = time.monotonic()
+            layer_dir = action(stage, state, step, prefix, extra)
+            if _TIMING:
+                print(f"timing {prefix} {time.monotonic() - t0:.3f}s", file=sys.stderr)
+            state.layers.append(self.committer.submit(self._commit, layer_dir, key, step.describe()))
+            state.snaps = [*state.snaps, layer_dir]
             created = time.time()
-        state.layers.append((layer, diff_id))
-        state.snaps = layer_snapshots(self.store, state.layers) if rec is not None else [
-            *state.snaps, self._snap(layer)
-        ]
         state.key = key
         self._history(state, step, False, created)
+
+    def _commit(self, layer_dir: Path, key: str, text: str) -> tuple[dict[str, Any], str]:
+        """Tar + compress + store one layer (in the background while later steps run); the directory
+        stays where it is (later steps' overlays use it) until finish() installs it as the snapshot."""
+        layer, diff_id = commit_layer(self.store, layer_dir, epoch=self.epoch, compression=self.opts.compression)
+        self.cache.put(key, layer, diff_id, text)
+        with self.lock:
+            self.pending.append((layer["digest"], layer_dir))
+        return layer, diff_id
+
+    def _finish_commits(self) -> None:
+        self.committer.shutdown(wait=True)
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for digest, d in pending:
+            install_snapshot(self.store, digest, d)
+        for d in self.work.glob(f"layer-{os.getpid()}-*"):
+            _remove_tree(d)
 
     def _snap(self, layer: dict[str, Any]) -> Path:
         from ._store_adapter import snapshot_path
@@ -497,9 +529,15 @@ class Builder:
                         raise BuildError(f"ADD {url}: checksum mismatch: expected {info['checksum']}, got {got}")
                 target = dest.rstrip("/") + "/" + name if dest.endswith("/") else dest
                 writer.put(str(path), os.stat(path), target, keep_owner=False)
-            return commit_layer(self.store, layer_dir, epoch=self.epoch, compression=self.opts.compression)
+            return self._keep(layer_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _keep(self, directory: Path) -> Path:
+        """Move a finished layer dir out of the step's temp dir (removed right after)."""
+        dest = self.work / f"layer-{os.getpid()}-{os.urandom(6).hex()}"
+        os.rename(directory, dest)
+        return dest
 
     def _from_image_layers(self, ref: str) -> list[dict[str, Any]]:
         return self.store.manifest(ref).get("layers", [])
@@ -514,19 +552,20 @@ class Builder:
                 created = spec.prepare(mounts)
                 (tmp / "config.json").write_text(json.dumps(spec.spec))
                 cid = f"bock-build-{os.urandom(6).hex()}"
+                t0 = time.monotonic()
                 code, tail = self.runtime.run(tmp, cid, prefix, quiet=self.opts.quiet)
+                if _TIMING:
+                    print(f"timing {prefix} container {time.monotonic() - t0:.3f}s", file=sys.stderr)
                 stack.close()
                 if code != 0:
                     raise StepFailed(f"{prefix} {step.describe()}", code, tail)
             spec.cleanup_mountpoints(upper, created)
-            layer_dir = upper
-            result = commit_layer(self.store, layer_dir, epoch=self.epoch, compression=self.opts.compression)
-            return result
+            return self._keep(upper)
         finally:
             _remove_tree(tmp)
 
     # -- final image ---------------------------------------------------------------------------------------
-    def _write_image(self, state: StageState) -> BuildResult:
+    def _write_image(self, state: StageState, layer_list: list[tuple[dict[str, Any], str]]) -> BuildResult:
         from bock_image import Descriptor, write_image
 
         created = self.epoch if self.epoch is not None else time.time()
@@ -538,15 +577,21 @@ class Builder:
             if state.config.get(k):
                 config[k] = state.config[k]
         config["config"] = cfg
-        config["rootfs"] = {"type": "layers", "diff_ids": [d for _, d in state.layers]}
+        config["rootfs"] = {"type": "layers", "diff_ids": [d for _, d in layer_list]}
         config["history"] = state.history
-        layers = [Descriptor(d["mediaType"], d["digest"], d["size"]) for d, _ in state.layers]
+        layers = [Descriptor(d["mediaType"], d["digest"], d["size"]) for d, _ in layer_list]
         tags = list(self.opts.tags)
         desc = write_image(self.store, tags[0] if tags else None, config, layers)
         for t in tags[1:]:
             self.store.add_image(t, desc)
         manifest = {"mediaType": desc.mediaType, "digest": desc.digest, "size": desc.size}
         return BuildResult(manifest, config, self.counts["steps"], self.counts["cached"])
+
+
+def _done(value: Any) -> concurrent.futures.Future:
+    f: concurrent.futures.Future = concurrent.futures.Future()
+    f.set_result(value)
+    return f
 
 
 def _remove_tree(path: Path) -> None:

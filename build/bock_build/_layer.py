@@ -14,7 +14,6 @@ import tarfile
 import threading
 from pathlib import Path
 
-from ._store_adapter import install_snapshot
 
 OPAQUE = "trusted.overlay.opaque"
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -171,8 +170,8 @@ def write_tar(root: str, fileobj, epoch: int | None) -> None:
 
 
 def commit_layer(store, directory: Path, *, epoch: int | None, compression: str = "gzip") -> tuple[dict, str]:
-    """Tar+compress ``directory`` into a blob, then move the directory into place as the layer's
-    snapshot. Returns (descriptor dict, diff_id). Nothing is left behind on failure."""
+    """Tar+compress ``directory`` into a blob. Returns (descriptor dict, diff_id). Nothing is left
+    behind on failure. The caller installs the directory as the layer's snapshot."""
     media = {"gzip": GZIP, "zstd": ZSTD, "none": PLAIN}[compression]
     tmp = store.temp_path("build-layer")
     try:
@@ -189,5 +188,4 @@ def commit_layer(store, directory: Path, *, epoch: int | None, compression: str 
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    install_snapshot(store, digest, directory)
     return {"mediaType": media, "digest": digest, "size": sink.size}, f"sha256:{sink.diff.hexdigest()}"
