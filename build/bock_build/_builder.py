@@ -483,7 +483,7 @@ class Builder:
             info["urls"] = urls  # the URL, not its content (docker: the checksum pins it)
             info["checksum"] = a.get("checksum")
         key = _sha({**self._common_key(state, step), **info})
-        return key, {"selected": selected, "from": from_ref, "local": local, "urls": urls, **info}
+        return key, {**info, "selected": selected, "from": from_ref, "local": local, "urls": urls}
 
     def _image_digest(self, ref: str) -> str:
         try:
