@@ -69,8 +69,10 @@ def _where(path) -> str:
 def _explain(err) -> str:
     rule = "/".join(str(p) for p in err.schema_path)
     message = err.message
-    if err.validator == "anyOf" and list(err.schema_path)[-1:] == ["anyOf"] and "step" in rule or (
-        err.validator == "anyOf" and isinstance(err.instance, dict) and "required" in json.dumps(err.validator_value)
+    if (err.validator == "anyOf" and list(err.schema_path)[-1:] == ["anyOf"] and "step" in rule) or (
+        err.validator == "anyOf"
+        and isinstance(err.instance, dict)
+        and "required" in json.dumps(err.validator_value)
     ):
         message = "a step needs exactly one of run, copy, add, env, workdir, user, arg, shell"
     elif err.validator == "oneOf" and err.context:
@@ -100,7 +102,8 @@ def load_bockfile(text: str, file: str = "Bockfile") -> BuildGraph:
         return _node_at(root, path).start_mark.line + 1
 
     global_args = tuple(
-        Step("arg", {"args": [_arg(k, v)]}, line_of("args", k), f"ARG {k}") for k, v in (data.get("args") or {}).items()
+        Step("arg", {"args": [_arg(k, v)]}, line_of("args", k), f"ARG {k}")
+        for k, v in (data.get("args") or {}).items()
     )
     stages = []
     for si, s in enumerate(data["stages"]):
@@ -113,7 +116,9 @@ def load_bockfile(text: str, file: str = "Bockfile") -> BuildGraph:
         for key, value in config.items():
             steps.extend(_config_steps(key, value, line_of("stages", si, "config", key)))
         stages.append(
-            Stage(si, s.get("name"), _canon(s["from"]), tuple(steps), s.get("platform"), line_of("stages", si))
+            Stage(
+                si, s.get("name"), _canon(s["from"]), tuple(steps), s.get("platform"), line_of("stages", si)
+            )
         )
     del lines
     names = [s.name.lower() for s in stages if s.name]
@@ -140,7 +145,12 @@ def _step(raw: dict[str, Any], line: int) -> Step:
             for m in raw.get("mounts") or []
         ]
         cmd = raw["run"]
-        return Step("run", {"command": cmd, "mounts": mounts, "network": raw.get("network", "default")}, line, _text("RUN", cmd))
+        return Step(
+            "run",
+            {"command": cmd, "mounts": mounts, "network": raw.get("network", "default")},
+            line,
+            _text("RUN", cmd),
+        )
     for verb in ("copy", "add"):
         if verb in raw:
             sources = raw[verb] if isinstance(raw[verb], list) else [raw[verb]]
@@ -161,13 +171,17 @@ def _step(raw: dict[str, Any], line: int) -> Step:
             return Step("copy", args, line, f"{verb.upper()} {' '.join(sources)} {raw['to']}")
     if "env" in raw:
         pairs = [[k, _canon(_scalar(v))] for k, v in raw["env"].items()]
-        return Step("env", {"pairs": pairs}, line, "ENV " + " ".join(f"{k}={v}" for k, v in raw["env"].items()))
+        return Step(
+            "env", {"pairs": pairs}, line, "ENV " + " ".join(f"{k}={v}" for k, v in raw["env"].items())
+        )
     if "workdir" in raw:
         return Step("workdir", {"path": _canon(raw["workdir"])}, line, f"WORKDIR {raw['workdir']}")
     if "user" in raw:
         return Step("user", {"user": _canon(_scalar(raw["user"]))}, line, f"USER {raw['user']}")
     if "arg" in raw:
-        return Step("arg", {"args": [_arg(k, v) for k, v in raw["arg"].items()]}, line, "ARG " + " ".join(raw["arg"]))
+        return Step(
+            "arg", {"args": [_arg(k, v) for k, v in raw["arg"].items()]}, line, "ARG " + " ".join(raw["arg"])
+        )
     return Step("shell", {"argv": list(raw["shell"])}, line, f"SHELL {json.dumps(raw['shell'])}")
 
 
@@ -217,7 +231,12 @@ def _config_steps(key: str, value: Any, line: int) -> list[Step]:
 
 # -- Dockerfile -> Bockfile ------------------------------------------------------------------------
 def _go_duration(ns: int) -> str:
-    for unit, size in (("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000)):
+    for unit, size in (
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+    ):
         if ns % size == 0:
             return f"{ns // size}{unit}"
     return f"{ns}ns"
@@ -335,4 +354,6 @@ def dump_bockfile(graph: BuildGraph) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     _Dumper.add_representer(str, _str)
-    return yaml.dump(graph_to_bockfile(graph), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
+    return yaml.dump(
+        graph_to_bockfile(graph), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110
+    )

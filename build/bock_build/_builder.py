@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import stat
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,10 @@ class BuildResult:
 
 
 def _sha(obj: Any) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return (
+        "sha256:"
+        + hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    )
 
 
 def _rfc3339(t: float) -> str:
@@ -106,7 +109,10 @@ class Builder:
         self.work.mkdir(parents=True, exist_ok=True)
         self.memo = HashMemo(store.root / ".bock-build" / "context-hashes.json")
         self.ignore = IgnoreRules.load(options.context, options.dockerfile)
-        self.runtime = Runtime(options.runtime, Path("/run/bock-build") / hashlib.sha256(options.runtime.encode()).hexdigest()[:12])
+        self.runtime = Runtime(
+            options.runtime,
+            Path("/run/bock-build") / hashlib.sha256(options.runtime.encode()).hexdigest()[:12],
+        )
         self.hash_pool = concurrent.futures.ThreadPoolExecutor(4)
         self.committer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="commit")
         self.pending: list[tuple[str, Path]] = []
@@ -217,12 +223,16 @@ class Builder:
         platform = Platform.parse(stage.platform) if stage.platform and "$" not in stage.platform else None
         if ref == "scratch":
             host = platform or Platform.host()
-            cfg = {"architecture": host.architecture, "os": host.os, "config": {"Env": [f"PATH={DEFAULT_PATH}"]}}
+            cfg = {
+                "architecture": host.architecture,
+                "os": host.os,
+                "config": {"Env": [f"PATH={DEFAULT_PATH}"]},
+            }
             return StageState([], [], cfg, [], _sha({"scratch": True}), {}, list(DEFAULT_SHELL))
         try:
             manifest_desc = self.store.manifest_descriptor(ref, platform)
             manifest = self.store.read_json(manifest_desc)
-        except Exception as exc:  # noqa: BLE001 - any lookup failure means the base is missing
+        except Exception as exc:
             raise BaseImageError(
                 f"base image {ref!r} not found in the store {self.store.root} "
                 f"(stage {stage.label}, line {stage.line}): {exc}"
@@ -232,7 +242,9 @@ class Builder:
         cfg_desc = manifest["config"]
         config = self.store.read_json(Descriptor(cfg_desc["mediaType"], cfg_desc["digest"], cfg_desc["size"]))
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-        layers = [(d, diff_ids[i] if i < len(diff_ids) else None) for i, d in enumerate(manifest.get("layers", []))]
+        layers = [
+            (d, diff_ids[i] if i < len(diff_ids) else None) for i, d in enumerate(manifest.get("layers", []))
+        ]
         snaps = layer_snapshots(self.store, layers)
         image_cfg = dict(config.get("config") or {})
         onbuild = image_cfg.pop("OnBuild", None) or []
@@ -262,7 +274,11 @@ class Builder:
 
     def _history(self, state: StageState, step: Step, empty: bool, created: float | None = None) -> None:
         t = self.epoch if self.epoch is not None else (created or time.time())
-        entry: dict[str, Any] = {"created": _rfc3339(t), "created_by": step.describe(), "comment": "bock-build"}
+        entry: dict[str, Any] = {
+            "created": _rfc3339(t),
+            "created_by": step.describe(),
+            "comment": "bock-build",
+        }
         if empty:
             entry["empty_layer"] = True
         state.history.append(entry)
@@ -377,7 +393,9 @@ class Builder:
             done.set_result((rec.layer, rec.diff_id))
             snap = self._snap(rec.layer)
             if not snap.is_dir():
-                snap = layer_snapshots(self.store, [f.result() for f in state.layers] + [(rec.layer, rec.diff_id)])[-1]
+                snap = layer_snapshots(
+                    self.store, [f.result() for f in state.layers] + [(rec.layer, rec.diff_id)]
+                )[-1]
             state.layers.append(done)
             state.snaps = [*state.snaps, snap]
             created = rec.created
@@ -397,7 +415,9 @@ class Builder:
     def _commit(self, layer_dir: Path, key: str, text: str) -> tuple[dict[str, Any], str]:
         """Tar + compress + store one layer (in the background while later steps run); the directory
         stays where it is (later steps' overlays use it) until finish() installs it as the snapshot."""
-        layer, diff_id = commit_layer(self.store, layer_dir, epoch=self.epoch, compression=self.opts.compression)
+        layer, diff_id = commit_layer(
+            self.store, layer_dir, epoch=self.epoch, compression=self.opts.compression
+        )
         self.cache.put(key, layer, diff_id, text)
         with self.lock:
             self.pending.append((layer["digest"], layer_dir))
@@ -477,7 +497,9 @@ class Builder:
                 info["from"] = {"image": self._image_digest(from_ref)}
             selected = None
         else:
-            selected = select_sources(str(self.opts.context), local, ignore=self.ignore, excludes=info["exclude"])
+            selected = select_sources(
+                str(self.opts.context), local, ignore=self.ignore, excludes=info["exclude"]
+            )
             info["content"] = sources_digest(selected, self.memo, self.hash_pool)
         if urls:
             info["urls"] = urls  # the URL, not its content (docker: the checksum pins it)
@@ -488,8 +510,10 @@ class Builder:
     def _image_digest(self, ref: str) -> str:
         try:
             return self.store.manifest_descriptor(ref).digest
-        except Exception:  # noqa: BLE001
-            raise BaseImageError(f"COPY --from image {ref!r} not found in the store {self.store.root}") from None
+        except Exception:
+            raise BaseImageError(
+                f"COPY --from image {ref!r} not found in the store {self.store.root}"
+            ) from None
 
     def _tmpdir(self) -> Path:
         d = self.work / f"step-{os.getpid()}-{os.urandom(6).hex()}"
@@ -505,7 +529,9 @@ class Builder:
             writer = LayerWriter(layer_dir, state.snaps, owner, parse_chmod(info["chmod"]))
             dest = info["dest"]
             if not dest.startswith("/"):
-                dest = os.path.join(state.cfg.get("WorkingDir") or "/", dest) + ("/" if dest.endswith("/") else "")
+                dest = os.path.join(state.cfg.get("WorkingDir") or "/", dest) + (
+                    "/" if dest.endswith("/") else ""
+                )
             for name, content in info["inline"].items():
                 target = dest.rstrip("/") + "/" + name if dest.endswith("/") else dest
                 writer.put_bytes(content.encode(), target, 0o644)
@@ -517,7 +543,13 @@ class Builder:
                     layers = [(d, None) for d in (self._from_image_layers(info["from"]))]
                     snaps = layer_snapshots(self.store, layers)
                 with ro_view(snaps, tmp) as view:
-                    sources = select_sources(str(view), info["local"], ignore=None, excludes=info["exclude"], what=f"stage {info['from']}")
+                    sources = select_sources(
+                        str(view),
+                        info["local"],
+                        ignore=None,
+                        excludes=info["exclude"],
+                        what=f"stage {info['from']}",
+                    )
                     copy_sources(writer, sources, dest, keep_owner=True, add=False)
             elif info["local"]:
                 copy_sources(writer, info["selected"], dest, keep_owner=False, add=info["add"])
@@ -526,7 +558,9 @@ class Builder:
                 if info.get("checksum"):
                     got = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
                     if got != info["checksum"]:
-                        raise BuildError(f"ADD {url}: checksum mismatch: expected {info['checksum']}, got {got}")
+                        raise BuildError(
+                            f"ADD {url}: checksum mismatch: expected {info['checksum']}, got {got}"
+                        )
                 target = dest.rstrip("/") + "/" + name if dest.endswith("/") else dest
                 writer.put(str(path), os.stat(path), target, keep_owner=False)
             return self._keep(layer_dir)

@@ -76,7 +76,9 @@ class HashMemo:
         self.dirty = False
 
 
-def _walk(root: str, rel_base: str, ctx_rel: str, ignore: IgnoreRules | None, excludes: list[str]) -> list[Entry]:
+def _walk(
+    root: str, rel_base: str, ctx_rel: str, ignore: IgnoreRules | None, excludes: list[str]
+) -> list[Entry]:
     out: list[Entry] = []
     stack = [(root, rel_base, ctx_rel)]
     while stack:
@@ -89,7 +91,9 @@ def _walk(root: str, rel_base: str, ctx_rel: str, ignore: IgnoreRules | None, ex
             r = f"{rel}/{e.name}" if rel else e.name
             c = f"{crel}/{e.name}" if crel else e.name
             st = e.stat(follow_symlinks=False)
-            if excludes and any(fnmatch.fnmatchcase(r, x) or fnmatch.fnmatchcase(e.name, x) for x in excludes):
+            if excludes and any(
+                fnmatch.fnmatchcase(r, x) or fnmatch.fnmatchcase(e.name, x) for x in excludes
+            ):
                 continue
             if ignore is not None and ignore.ignored(c):
                 if stat.S_ISDIR(st.st_mode) and not ignore.prunable(c):
@@ -197,12 +201,16 @@ def _kind(st: os.stat_result) -> str:
     return "d" if stat.S_ISDIR(m) else "l" if stat.S_ISLNK(m) else "f" if stat.S_ISREG(m) else "o"
 
 
-def sources_digest(sources: list[Source], memo: HashMemo, pool: concurrent.futures.Executor | None = None) -> str:
+def sources_digest(
+    sources: list[Source], memo: HashMemo, pool: concurrent.futures.Executor | None = None
+) -> str:
     """sha256 over every selected entry: name, type, mode, uid, gid, link target, content digest."""
     h = hashlib.sha256()
     regular = [(e.path, e.st) for s in sources for e in s.entries if stat.S_ISREG(e.st.st_mode)]
     if pool is not None and len(regular) > 8:
-        digests = dict(zip((p for p, _ in regular), pool.map(lambda a: memo.digest(*a), regular), strict=True))
+        digests = dict(
+            zip((p for p, _ in regular), pool.map(lambda a: memo.digest(*a), regular), strict=True)
+        )
     else:
         digests = {p: memo.digest(p, st) for p, st in regular}
     for s in sources:

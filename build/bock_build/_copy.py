@@ -31,7 +31,9 @@ def parse_chown(spec: str | None, snaps: list[Path]) -> tuple[int, int] | None:
             parts = line.split(":")
             if len(parts) > field and parts[0] == name:
                 return int(parts[field])
-        raise BuildError(f"--chown: unable to find {'user' if db == '/etc/passwd' else 'group'} {name} in the image")
+        raise BuildError(
+            f"--chown: unable to find {'user' if db == '/etc/passwd' else 'group'} {name} in the image"
+        )
 
     uid = find("/etc/passwd", user, 2)
     if group:
@@ -58,7 +60,9 @@ def parse_chmod(spec: str | None) -> int | None:
 class LayerWriter:
     """Materialises files under ``layer`` (a fresh dir) as they must appear at image paths."""
 
-    def __init__(self, layer: Path, snaps: list[Path], owner: tuple[int, int] | None, chmod: int | None) -> None:
+    def __init__(
+        self, layer: Path, snaps: list[Path], owner: tuple[int, int] | None, chmod: int | None
+    ) -> None:
         self.layer, self.snaps, self.owner, self.chmod = layer, snaps, owner, chmod
 
     def _parent_dirs(self, image_dir: str) -> str:
@@ -147,7 +151,9 @@ def copy_sources(
     '/' (or an existing directory) means dest is a directory; ADD extracts local tarballs."""
     dest_is_dir = dest.endswith("/") or len(sources) > 1 or writer.exists_dir(dest)
     if len(sources) > 1 and not dest.endswith("/") and not writer.exists_dir(dest):
-        raise BuildError(f"when copying several sources, the destination {dest!r} must be a directory (end it with /)")
+        raise BuildError(
+            f"when copying several sources, the destination {dest!r} must be a directory (end it with /)"
+        )
     base = dest.rstrip("/") or "/"
     for s in sources:
         if s.is_dir:
@@ -169,7 +175,7 @@ def fetch_url(url: str, tmpdir: Path) -> tuple[Path, str]:
     name = os.path.basename(urllib.parse.urlparse(url).path) or "download"
     out = tmpdir / f"url-{os.urandom(4).hex()}"
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(out, "wb") as f:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=60) as resp, open(out, "wb") as f:
             shutil.copyfileobj(resp, f)
     except OSError as exc:
         raise ContextError(f"ADD {url}: download failed: {exc}") from None

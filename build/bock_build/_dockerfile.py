@@ -31,7 +31,7 @@ _MOUNT_KEYS = {
 
 
 class _Line:
-    __slots__ = ("lineno", "text", "heredocs")
+    __slots__ = ("heredocs", "lineno", "text")
 
     def __init__(self, lineno: int, text: str, heredocs: list[tuple[str, str]]) -> None:
         self.lineno, self.text, self.heredocs = lineno, text, heredocs
@@ -202,7 +202,9 @@ class DockerfileParser:
             if isinstance(value, list) and all(isinstance(x, str) for x in value):
                 return value
         if not rest.strip():
-            raise self.error(lineno, f"{op.upper()} requires a command: expected a shell string or a JSON array")
+            raise self.error(
+                lineno, f"{op.upper()} requires a command: expected a shell string or a JSON array"
+            )
         return rest
 
     # -- instructions ------------------------------------------------------------------------
@@ -259,7 +261,9 @@ class DockerfileParser:
         if len(words) == 3 and words[1].lower() == "as":
             name = words[2]
             if not re.match(r"^[a-zA-Z][a-zA-Z0-9_.-]*$", name):
-                raise self.error(lineno, f"invalid stage name {name!r}: expected letters, digits, '_', '.', '-'")
+                raise self.error(
+                    lineno, f"invalid stage name {name!r}: expected letters, digits, '_', '.', '-'"
+                )
         elif len(words) != 1:
             raise self.error(lineno, "FROM: expected 'FROM [--platform=P] IMAGE [AS NAME]'")
         platform = flags.get("platform", [None])[0]
@@ -322,14 +326,18 @@ class DockerfileParser:
         if op == "shell":
             cmd = self._command(rest, lineno, op)
             if not isinstance(cmd, list) or not cmd:
-                raise self.error(lineno, 'SHELL requires the arguments as a JSON array: expected ["sh", "-c"]')
+                raise self.error(
+                    lineno, 'SHELL requires the arguments as a JSON array: expected ["sh", "-c"]'
+                )
             return Step("shell", {"argv": cmd}, lineno, text)
         if op == "healthcheck":
             return self._healthcheck(flags, rest, lineno, text)
         if op == "onbuild":
             inner = rest.split(None, 1)[0].lower() if rest else ""
             if inner in ("onbuild", "from", "maintainer") or inner not in _KNOWN:
-                raise self.error(lineno, f"ONBUILD: expected an instruction other than ONBUILD/FROM, got {inner!r}")
+                raise self.error(
+                    lineno, f"ONBUILD: expected an instruction other than ONBUILD/FROM, got {inner!r}"
+                )
             return Step("onbuild", {"instruction": rest}, lineno, text)
         raise self.error(lineno, f"unknown instruction: {op.upper()}")
 
@@ -429,7 +437,15 @@ def _is_exec_form(text: str) -> bool:
     return t.startswith("[") and t.endswith("]")
 
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 
 
 def _duration(text: str, error) -> int:

@@ -82,7 +82,12 @@ def _braced(body: str, env: Mapping[str, str]) -> str:
                 return word if value else ""
             return word if value is not None else ""
     value = value or ""
-    for op, longest, suffix in (("##", True, False), ("#", False, False), ("%%", True, True), ("%", False, True)):
+    for op, longest, suffix in (
+        ("##", True, False),
+        ("#", False, False),
+        ("%%", True, True),
+        ("%", False, True),
+    ):
         if rest.startswith(op):
             return _strip(value, expand(rest[len(op) :], env), longest, suffix)
     if rest.startswith("/"):

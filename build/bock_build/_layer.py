@@ -14,7 +14,6 @@ import tarfile
 import threading
 from pathlib import Path
 
-
 OPAQUE = "trusted.overlay.opaque"
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -66,7 +65,7 @@ class _Sink:
                 self._emit(self.comp.compress(chunk) if self.comp else chunk)
             if self.comp:
                 self._emit(self.comp.flush())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in close()
+        except BaseException as exc:
             self.error = exc
             while self.q.get() is not None:
                 pass

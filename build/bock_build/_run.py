@@ -89,7 +89,9 @@ class Runtime:
                 os.close(w)
             if res.returncode != 0:
                 pump.join(timeout=10)
-                raise RuntimeFailure(f"{self.binary} create failed ({res.returncode}): " + " | ".join(pump.tail))
+                raise RuntimeFailure(
+                    f"{self.binary} create failed ({res.returncode}): " + " | ".join(pump.tail)
+                )
             created = True
             pid = int(pid_file.read_text().strip())
             res = subprocess.run(self._cmd("start", cid), stdin=subprocess.DEVNULL, capture_output=True)
@@ -100,7 +102,9 @@ class Runtime:
             code = self._wait(pid, cid)
         finally:
             if created:
-                subprocess.run(self._cmd("delete", "--force", cid), capture_output=True, stdin=subprocess.DEVNULL)
+                subprocess.run(
+                    self._cmd("delete", "--force", cid), capture_output=True, stdin=subprocess.DEVNULL
+                )
             pump.join(timeout=10)
         return code, list(pump.tail)
 

@@ -17,7 +17,9 @@ from .errors import BuildError
 
 
 class RunSpec:
-    def __init__(self, builder, stage, state, step, rootfs: Path, tmp: Path, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, builder, stage, state, step, rootfs: Path, tmp: Path, stack: contextlib.ExitStack
+    ) -> None:
         self.b, self.stage, self.state, self.step = builder, stage, state, step
         self.rootfs, self.tmp, self.stack = rootfs, tmp, stack
         self.spec: dict[str, Any] = {}
@@ -39,7 +41,7 @@ class RunSpec:
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         try:
             uid, gid, extra, home = resolve_user(self.rootfs, cfg.get("User", ""))
-        except Exception as exc:  # noqa: BLE001 - bock-image's BundleError names the user
+        except Exception as exc:
             raise BuildError(f"{self.step.describe()}: {exc}") from None
         env.setdefault("HOME", home or "/root" if uid == 0 else home or "/")
         proc["user"] = {"uid": uid, "gid": gid}
@@ -94,7 +96,12 @@ class RunSpec:
         kind = m["type"]
         target = m.get("target", "")
         if kind == "_file":
-            return {"destination": target, "type": "bind", "source": m["source"], "options": ["rbind", "ro"]}, {}
+            return {
+                "destination": target,
+                "type": "bind",
+                "source": m["source"],
+                "options": ["rbind", "ro"],
+            }, {}
         if kind == "tmpfs":
             opts = ["nosuid", "nodev"] + ([f"size={m['size']}"] if m.get("size") else [])
             return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}, {}
@@ -119,7 +126,9 @@ class RunSpec:
             required = str(m.get("required", "false")).lower() == "true"
             if secret is None:
                 if required:
-                    raise BuildError(f"secret {sid!r} is required by {self.step.describe()} but was not given (--secret id={sid},src=FILE)")
+                    raise BuildError(
+                        f"secret {sid!r} is required by {self.step.describe()} but was not given (--secret id={sid},src=FILE)"
+                    )
                 return None, {}
             src = secret.get("src")
             if src is None:
@@ -148,7 +157,9 @@ class RunSpec:
             else:
                 from ._store_adapter import layer_snapshots
 
-                snaps = layer_snapshots(self.b.store, [(d, None) for d in self.b._from_image_layers(m["from"])])
+                snaps = layer_snapshots(
+                    self.b.store, [(d, None) for d in self.b._from_image_layers(m["from"])]
+                )
             from ._rootfs import ro_view
 
             root = str(self.stack.enter_context(ro_view(snaps, self.tmp)))
@@ -167,7 +178,12 @@ class RunSpec:
             else:
                 shutil.copy2(path, copy)
             path = str(copy)
-        return {"destination": target, "type": "bind", "source": path, "options": ["rbind", "rw" if rw else "ro"]}, {}
+        return {
+            "destination": target,
+            "type": "bind",
+            "source": path,
+            "options": ["rbind", "rw" if rw else "ro"],
+        }, {}
 
 
 def _limit_rlimits(spec: dict[str, Any]) -> None:

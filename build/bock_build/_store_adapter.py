@@ -35,9 +35,13 @@ def layer_snapshots(store, layers: list) -> list[Path]:
     """Snapshot dirs (bottom to top) for image layers, unpacking the ones not yet unpacked."""
     from bock_image import Descriptor
 
-    descs = [d if isinstance(d, Descriptor) else Descriptor(d["mediaType"], d["digest"], d["size"]) for d, _ in layers]
+    descs = [
+        d if isinstance(d, Descriptor) else Descriptor(d["mediaType"], d["digest"], d["size"])
+        for d, _ in layers
+    ]
     return [
-        store.snapshot(desc, parents=descs[:i], diff_id=diff_id) for i, (desc, (_, diff_id)) in enumerate(zip(descs, layers, strict=True))
+        store.snapshot(desc, parents=descs[:i], diff_id=diff_id)
+        for i, (desc, (_, diff_id)) in enumerate(zip(descs, layers, strict=True))
     ]
 
 

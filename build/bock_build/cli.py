@@ -12,22 +12,36 @@ from .errors import BuildError
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bock-build", description="Build an OCI image from a Dockerfile or a Bockfile.")
+    p = argparse.ArgumentParser(
+        prog="bock-build", description="Build an OCI image from a Dockerfile or a Bockfile."
+    )
     p.add_argument("--root", help="bock-image store (default: $BOCK_IMAGE_ROOT or /var/lib/bock/images)")
-    p.add_argument("-t", "--tag", action="append", default=[], help="name the image in the store (repeatable)")
+    p.add_argument(
+        "-t", "--tag", action="append", default=[], help="name the image in the store (repeatable)"
+    )
     p.add_argument("-f", "--file", help="Dockerfile or Bockfile (default: CONTEXT/Dockerfile, else Bockfile)")
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     p.add_argument("--target", help="build this stage (default: the last)")
     p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
-    p.add_argument("--runtime", default=os.environ.get("BOCK_BUILD_RUNTIME", "bock"), help="OCI runtime CLI (bock, runc path)")
+    p.add_argument(
+        "--runtime",
+        default=os.environ.get("BOCK_BUILD_RUNTIME", "bock"),
+        help="OCI runtime CLI (bock, runc path)",
+    )
     p.add_argument("--jobs", type=int, default=4, help="stages built in parallel")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR")
-    p.add_argument("--output", "-o", action="append", default=[], metavar="oci-archive:FILE|docker-archive:FILE|oci:DIR")
-    p.add_argument("--push", action="store_true", help="push every -t name through bock-image's registry client")
+    p.add_argument(
+        "--output", "-o", action="append", default=[], metavar="oci-archive:FILE|docker-archive:FILE|oci:DIR"
+    )
+    p.add_argument(
+        "--push", action="store_true", help="push every -t name through bock-image's registry client"
+    )
     p.add_argument("--tls-verify", default="true", choices=["true", "false"])
     p.add_argument("--compression", default="gzip", choices=["gzip", "zstd", "none"])
     p.add_argument("--source-date-epoch", type=int, default=None, help="default: $SOURCE_DATE_EPOCH")
-    p.add_argument("-q", "--quiet", action="store_true", help="no step output; print only the manifest digest")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no step output; print only the manifest digest"
+    )
     p.add_argument("context", help="build context directory")
     return p
 
@@ -80,7 +94,9 @@ def cmd_build(argv: list[str]) -> int:
         try:
             epoch = int(os.environ["SOURCE_DATE_EPOCH"])
         except ValueError:
-            raise BuildError(f"SOURCE_DATE_EPOCH={os.environ['SOURCE_DATE_EPOCH']!r}: expected an integer") from None
+            raise BuildError(
+                f"SOURCE_DATE_EPOCH={os.environ['SOURCE_DATE_EPOCH']!r}: expected an integer"
+            ) from None
     opts = BuildOptions(
         context=context,
         tags=args.tag,
@@ -137,7 +153,9 @@ def _parse_output(text: str) -> tuple[str, str]:
 
 
 def cmd_convert(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="bock-build convert", description="Print the Bockfile equivalent of a Dockerfile.")
+    p = argparse.ArgumentParser(
+        prog="bock-build convert", description="Print the Bockfile equivalent of a Dockerfile."
+    )
     p.add_argument("dockerfile")
     args = p.parse_args(argv)
     from ._bockfile import dump_bockfile

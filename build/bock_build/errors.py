@@ -29,7 +29,9 @@ class StepFailed(BuildError):
     def __init__(self, step: str, code: int, tail: list[str]) -> None:
         self.step, self.code, self.tail = step, code, tail
         text = "\n".join(f"  {line}" for line in tail)
-        super().__init__(f"step {step} failed with exit code {code}" + (f"; last output:\n{text}" if tail else ""))
+        super().__init__(
+            f"step {step} failed with exit code {code}" + (f"; last output:\n{text}" if tail else "")
+        )
 
 
 class RuntimeFailure(BuildError):

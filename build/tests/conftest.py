@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import bock_image, make_busybox_tarball, no_mounts_under  # noqa: E402
+from helpers import bock_image, make_busybox_tarball, no_mounts_under
 
 
 @pytest.fixture(scope="session")

@@ -45,17 +45,25 @@ def bock_image(store: Path, *args: str, check: bool = True) -> subprocess.Comple
         [sys.executable, "-m", "bock_image.cli", "--root", str(store), *args], capture_output=True, text=True
     )
     if check and res.returncode != 0:
-        raise AssertionError(f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        raise AssertionError(
+            f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
     return res
 
 
 def bock_build(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     res = subprocess.run(
-        [sys.executable, "-m", "bock_build.cli", *args], capture_output=True, text=True, env=full_env, timeout=300
+        [sys.executable, "-m", "bock_build.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
     )
     if check and res.returncode != 0:
-        raise AssertionError(f"bock-build {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        raise AssertionError(
+            f"bock-build {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
     return res
 
 
@@ -63,7 +71,9 @@ def runtime_path(name: str) -> str:
     return RUNC if name == "runc" else (shutil.which("bock") or "bock")
 
 
-def run_image(store: Path, ref: str, tmp: Path, *cmd: str, runtime: str = "bock") -> subprocess.CompletedProcess:
+def run_image(
+    store: Path, ref: str, tmp: Path, *cmd: str, runtime: str = "bock"
+) -> subprocess.CompletedProcess:
     """Bundle the image with `bock-image bundle` and run it to completion with a real runtime."""
     bundle = tmp / unique("bundle")
     args = ["bundle", ref, str(bundle)]
@@ -84,7 +94,9 @@ def run_image(store: Path, ref: str, tmp: Path, *cmd: str, runtime: str = "bock"
             timeout=60,
         )
     finally:
-        subprocess.run([runtime_path(runtime), "--root", str(state), "delete", "--force", cid], capture_output=True)
+        subprocess.run(
+            [runtime_path(runtime), "--root", str(state), "delete", "--force", cid], capture_output=True
+        )
         bock_image(store, "unbundle", str(bundle), check=False)
 
 

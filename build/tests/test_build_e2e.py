@@ -64,9 +64,20 @@ def test_build_run_and_inspect(store, ctx, tmp_path, runtime):
     assert digest in info
     out = run_image(store, "demo:1", tmp_path, runtime=runtime)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:5] == ["built by 0 in /app", "hello from context", "script ran", "1000", "hi"]
+    assert out.stdout.split("\n")[:5] == [
+        "built by 0 in /app",
+        "hello from context",
+        "script ran",
+        "1000",
+        "hi",
+    ]
     oci_config = json.loads(
-        subprocess.run(["skopeo", "inspect", "--config", f"oci:{store}:demo:1"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"oci:{store}:demo:1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     assert oci_config["config"]["Labels"] == {"org.example.kind": "test"}
     config = config_of(store, "demo:1")  # skopeo's OCI view drops the Docker-only fields; read the blob
@@ -80,7 +91,9 @@ def test_build_run_and_inspect(store, ctx, tmp_path, runtime):
     assert len(config["rootfs"]["diff_ids"]) == 5  # busybox + 2 RUN + 2 COPY
     # umoci unpacks it and sees modes and owners
     bundle = tmp_path / "umoci-bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{store}:demo:1", str(bundle)], check=True, capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store}:demo:1", str(bundle)], check=True, capture_output=True
+    )
     try:
         st = os.lstat(bundle / "rootfs/home/alice/secret.txt")
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1000, 50, 0o600)
@@ -118,7 +131,10 @@ def test_multistage_copy_from_and_unneeded_stage_skipped(store, ctx, tmp_path, r
     assert out.stdout.split("\n")[:3] == ["SOURCE", "1000:50", "tools-ok"], out.stderr
     # --target builds an intermediate stage
     build(store, ctx, "-t", "multi:builder", "--target", "builder", runtime=runtime)
-    assert "/out/artefact" in run_image(store, "multi:builder", tmp_path, "ls", "/out/artefact", runtime=runtime).stdout
+    assert (
+        "/out/artefact"
+        in run_image(store, "multi:builder", tmp_path, "ls", "/out/artefact", runtime=runtime).stdout
+    )
 
 
 def test_arg_scoping(store, ctx, tmp_path):
@@ -141,7 +157,12 @@ def test_arg_scoping(store, ctx, tmp_path):
     out = run_image(store, "args:2", tmp_path).stdout.splitlines()
     assert out == ["before:[]", "redeclared:[cli]", "local:[from-env] usedefault:[fallback]"]
     cfg = json.loads(
-        subprocess.run(["skopeo", "inspect", "--config", f"oci:{store}:args:2"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"oci:{store}:args:2"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     assert not any(e.startswith("GLOBAL=") for e in cfg["config"]["Env"])  # ARGs stay out of the image
 
@@ -266,7 +287,9 @@ def test_reproducible_digests(store, ctx, tmp_path, busybox_tarball):
     if base1 == base2:
         assert d1 == d2
     cfg = json.loads(
-        subprocess.run(["skopeo", "inspect", "--config", f"oci:{store}:r:1"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["skopeo", "inspect", "--config", f"oci:{store}:r:1"], capture_output=True, text=True, check=True
+        ).stdout
     )
     assert cfg["created"] == "2023-11-14T22:13:20Z"
     # same store, no cache, built twice: identical
@@ -321,10 +344,10 @@ def test_bockfile_build_and_outputs(store, ctx, tmp_path):
         "      - workdir: /srv\n"
         "      - copy: app.txt\n"
         "        to: ./\n"
-        "      - run: echo \"$MODE costs \\$5\" > note\n"
+        '      - run: echo "$MODE costs \\$5" > note\n'
         "      - copy: inline.txt\n"
         "        to: /srv/inline.txt\n"
-        "        content: \"written inline\\n\"\n"
+        '        content: "written inline\\n"\n'
         "    config:\n"
         "      cmd: [sh, -c, 'cat app.txt note inline.txt']\n"
         "      healthcheck: {test: [CMD, 'true'], interval: 10s, retries: 2}\n"
@@ -340,4 +363,11 @@ def test_bockfile_build_and_outputs(store, ctx, tmp_path):
     for src in (f"oci-archive:{archive}", f"docker-archive:{docker_archive}", f"oci:{layout}:bockfile:1"):
         res = subprocess.run(["skopeo", "inspect", src], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
-    assert json.loads(subprocess.run(["skopeo", "inspect", f"oci:{layout}:bockfile:1"], capture_output=True, text=True).stdout)["Digest"] == digest
+    assert (
+        json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", f"oci:{layout}:bockfile:1"], capture_output=True, text=True
+            ).stdout
+        )["Digest"]
+        == digest
+    )

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from helpers import bock_build
-
 from bock_build import BuildfileError, dump_bockfile, load_bockfile, parse_dockerfile
 from bock_build._expand import expand
 from bock_build._ignore import IgnoreRules
+from helpers import bock_build
 
 DOCKERFILE = """\
 # escape=`
@@ -54,7 +53,12 @@ def test_dockerfile_instructions():
     assert heredoc["mounts"] == [{"type": "cache", "target": "/c", "sharing": "locked"}]
     assert heredoc["network"] == "none"
     copy = build.steps[5].args
-    assert (copy["sources"], copy["dest"], copy["chown"], copy["chmod"]) == (["a", "b"], "/dst/", "1:1", "0755")
+    assert (copy["sources"], copy["dest"], copy["chown"], copy["chmod"]) == (
+        ["a", "b"],
+        "/dst/",
+        "1:1",
+        "0755",
+    )
     assert build.steps[6].args["inline"] == {"hello": "hi there\n"}
     assert build.steps[7].args == {"test": ["CMD-SHELL", "true"], "interval": 5_000_000_000, "retries": 2}
     assert build.steps[8].args == {"instruction": "RUN echo child"}
@@ -109,7 +113,9 @@ def test_bockfile_schema_error_names_line_and_rule():
         load_bockfile("stages:\n  - from: busybox\n    steps:\n      - frobnicate: 1\n", "Bockfile")
     assert err.value.line == 4 and "exactly one of run, copy" in str(err.value)
     with pytest.raises(BuildfileError) as err:
-        load_bockfile("stages:\n  - from: busybox\n    config:\n      healthcheck: {test: true, interval: soon}\n")
+        load_bockfile(
+            "stages:\n  - from: busybox\n    config:\n      healthcheck: {test: true, interval: soon}\n"
+        )
     assert err.value.line == 4 and "rule:" in str(err.value)
     with pytest.raises(BuildfileError) as err:
         load_bockfile("stages: [\n", "Bockfile")
@@ -137,7 +143,10 @@ def test_convert_error_is_one_line(tmp_path):
     df.write_text("FROM busybox\nCOPY x\n")
     res = bock_build("convert", str(df), check=False)
     assert res.returncode == 1
-    assert res.stderr.strip() == f"bock-build: error: {df}:2: COPY requires at least two arguments: expected SRC... DEST"
+    assert (
+        res.stderr.strip()
+        == f"bock-build: error: {df}:2: COPY requires at least two arguments: expected SRC... DEST"
+    )
 
 
 def test_dockerignore_semantics():
@@ -155,5 +164,8 @@ def test_expand():
     env = {"A": "hello", "E": "", "P": "/usr/lib/file.tar.gz"}
     assert expand("$A ${A} \\$A", env) == "hello hello $A"
     assert expand("${E:-d} ${E-d} ${U-d} ${A:+set} ${U+set}", env) == "d  d set "
-    assert expand("${P##*/} ${P%.*} ${P%%.*} ${P#/usr}", env) == "file.tar.gz /usr/lib/file.tar /usr/lib/file /lib/file.tar.gz"
+    assert (
+        expand("${P##*/} ${P%.*} ${P%%.*} ${P#/usr}", env)
+        == "file.tar.gz /usr/lib/file.tar /usr/lib/file /lib/file.tar.gz"
+    )
     assert expand("${A/l/L} ${A//l/L}", env) == "heLlo heLLo"
