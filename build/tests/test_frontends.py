@@ -169,3 +169,13 @@ def test_expand():
         == "file.tar.gz /usr/lib/file.tar /usr/lib/file /lib/file.tar.gz"
     )
     assert expand("${A/l/L} ${A//l/L}", env) == "heLlo heLLo"
+
+
+def test_readme_bockfile_example_is_valid():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    graph = load_bockfile(example, "README.md")
+    assert [s.name for s in graph.stages] == ["builder", None]
+    assert graph.stages[1].steps[0].args["from"] == "builder"
