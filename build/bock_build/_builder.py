@@ -116,6 +116,7 @@ class Builder:
         self.hash_pool = concurrent.futures.ThreadPoolExecutor(4)
         self.committer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="commit")
         self.pending: list[tuple[str, Path]] = []
+        self.cancelled = threading.Event()  # set on SIGINT/SIGTERM: running steps finish, no new ones start
         self.results: dict[int, concurrent.futures.Future] = {}
         self.lock = threading.Lock()
         self.counts = {"steps": 0, "cached": 0}
@@ -193,7 +194,11 @@ class Builder:
             with self.store.using(), concurrent.futures.ThreadPoolExecutor(max(1, self.opts.jobs)) as pool:
                 for st in stages:  # in order: a stage's dependencies are submitted before it
                     self.results[st.index] = pool.submit(self._build_stage, st)
-                final = self.results[stages[-1].index].result()
+                try:
+                    final = self.results[stages[-1].index].result()
+                except KeyboardInterrupt:
+                    self.cancelled.set()
+                    raise
                 for f in self.results.values():
                     f.result()
                 layers = [f.result() for f in final.layers]
@@ -220,7 +225,13 @@ class Builder:
             )  # fmt: skip
         from bock_image import Platform
 
-        platform = Platform.parse(stage.platform) if stage.platform and "$" not in stage.platform else None
+        plat_text = expand(stage.platform, self.global_args) if stage.platform else ""
+        try:
+            platform = Platform.parse(plat_text) if plat_text else None
+        except Exception as exc:
+            raise BuildError(
+                f"FROM --platform={plat_text} (stage {stage.label}, line {stage.line}): {exc}"
+            ) from None
         if ref == "scratch":
             host = platform or Platform.host()
             cfg = {
@@ -268,6 +279,8 @@ class Builder:
         state.cmd_set = False
         total = len(steps)
         for n, step in enumerate(steps, 1):
+            if self.cancelled.is_set():
+                raise BuildError(f"build cancelled before stage {stage.label} step {n}")
             prefix = f"[{stage.label} {n}/{total}]"
             self._step(stage, state, step, prefix)
         return state

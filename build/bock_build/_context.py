@@ -52,6 +52,13 @@ class HashMemo:
             except (FileNotFoundError, ValueError):
                 self.data = {}
 
+    def lookup(self, path: str, st: os.stat_result) -> str | None:
+        hit = self.data.get(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if hit is not None and tuple(hit[:5]) == key:
+            return hit[5]
+        return None
+
     def digest(self, path: str, st: os.stat_result) -> str:
         key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         hit = self.data.get(path)
@@ -207,12 +214,18 @@ def sources_digest(
     """sha256 over every selected entry: name, type, mode, uid, gid, link target, content digest."""
     h = hashlib.sha256()
     regular = [(e.path, e.st) for s in sources for e in s.entries if stat.S_ISREG(e.st.st_mode)]
-    if pool is not None and len(regular) > 8:
-        digests = dict(
-            zip((p for p, _ in regular), pool.map(lambda a: memo.digest(*a), regular), strict=True)
-        )
+    digests = {}
+    misses = []
+    for p, st in regular:
+        hit = memo.lookup(p, st)
+        if hit is None:
+            misses.append((p, st))
+        else:
+            digests[p] = hit
+    if pool is not None and len(misses) > 8:
+        digests.update(zip((p for p, _ in misses), pool.map(lambda a: memo.digest(*a), misses), strict=True))
     else:
-        digests = {p: memo.digest(p, st) for p, st in regular}
+        digests.update((p, memo.digest(p, st)) for p, st in misses)
     for s in sources:
         h.update(f"source {s.name} {'dir' if s.is_dir else 'file'}\n".encode())
         for e in s.entries:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from ._context import Source
@@ -172,6 +170,9 @@ def copy_sources(
 
 def fetch_url(url: str, tmpdir: Path) -> tuple[Path, str]:
     """ADD https://...: downloaded as is (no extraction), mode 0600, named after the URL path."""
+    import urllib.parse
+    import urllib.request
+
     name = os.path.basename(urllib.parse.urlparse(url).path) or "download"
     out = tmpdir / f"url-{os.urandom(4).hex()}"
     try:

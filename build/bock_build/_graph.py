@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import cattrs
 
 # ops: arg, env, run, copy (add=True for ADD), workdir, user, shell, and the image-config ops
 # label, expose, volume, stopsignal, entrypoint, cmd, healthcheck, onbuild.
@@ -55,8 +54,8 @@ class BuildGraph:
         return None
 
 
-converter = cattrs.Converter()
-
-
 def to_dict(obj: Any) -> Any:
-    return converter.unstructure(obj)
+    """The graph as plain data (cattrs; imported on first use: a build does not need it)."""
+    import cattrs
+
+    return cattrs.Converter().unstructure(obj)

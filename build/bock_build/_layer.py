@@ -10,7 +10,6 @@ import hashlib
 import os
 import queue
 import stat
-import tarfile
 import threading
 from pathlib import Path
 
@@ -116,6 +115,8 @@ def _is_opaque(path: str) -> bool:
 
 
 def write_tar(root: str, fileobj, epoch: int | None) -> None:
+    import tarfile
+
     def clamp(t: float) -> int:
         t = int(t)
         return min(t, epoch) if epoch is not None else t

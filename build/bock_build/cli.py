@@ -207,8 +207,15 @@ def cmd_cache(argv: list[str]) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)  # unwind: unmount, delete containers, no half layers
     try:
         if argv and argv[0] == "convert":
             return cmd_convert(argv[1:])
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bock-build: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("bock-build: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # bock-image errors and OS errors: one line, no traceback
         from bock_image import ImageError
