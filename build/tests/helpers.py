@@ -12,7 +12,6 @@ import sys
 import uuid
 from pathlib import Path
 
-BUSYBOX = "/bin/busybox"
 RUNC = "/usr/sbin/runc"
 
 
@@ -20,24 +19,33 @@ def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def image_test_helpers():
+    """bock-image's test helpers (busybox rootfs, docker-registry process), shared rather than copied."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "image" / "tests" / "helpers.py"
+    spec = importlib.util.spec_from_file_location("bock_image_test_helpers", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def make_busybox_tarball(dest_dir: Path) -> Path:
-    root = dest_dir / "rootfs"
-    for d in ("bin", "etc", "tmp", "root", "home/alice"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for a in applets:
-        if a != "busybox":
-            os.symlink("busybox", root / "bin" / a)
-    (root / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n"
-    )
-    (root / "etc" / "group").write_text("root:x:0:\nalice:x:1000:\nstaff:x:50:\n")
-    os.chmod(root / "tmp", 0o1777)
+    """busybox-static rootfs (users alice 1000 and nobody) as a tarball for `bock-image import`."""
+    root = image_test_helpers().make_busybox_rootfs(dest_dir / "rootfs")
+    with open(root / "etc" / "group", "a") as f:
+        f.write("staff:x:50:\n")
     os.chown(root / "home" / "alice", 1000, 1000)
     out = dest_dir / "busybox.tar.gz"
     subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-czf", str(out), "."], check=True)
     return out
+
+
+def skopeo_json(*args: str) -> dict:
+    res = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise AssertionError(f"skopeo {' '.join(args)} failed: {res.stderr}")
+    return json.loads(res.stdout)
 
 
 def bock_image(store: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

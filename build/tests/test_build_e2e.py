@@ -3,14 +3,22 @@ real containers (bock, and runc), results run with bock/runc and inspected with 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import tarfile
 
 import pytest
-from helpers import bock_build, bock_image, config_of, layer_members, manifest_of, no_mounts_under, run_image
+from helpers import (
+    bock_build,
+    bock_image,
+    config_of,
+    layer_members,
+    manifest_of,
+    no_mounts_under,
+    run_image,
+    skopeo_json,
+)
 
 pytestmark = pytest.mark.root
 RUNTIMES = ["bock", "runc"]
@@ -71,14 +79,7 @@ def test_build_run_and_inspect(store, ctx, tmp_path, runtime):
         "1000",
         "hi",
     ]
-    oci_config = json.loads(
-        subprocess.run(
-            ["skopeo", "inspect", "--config", f"oci:{store}:demo:1"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    oci_config = skopeo_json("inspect", "--config", f"oci:{store}:demo:1")
     assert oci_config["config"]["Labels"] == {"org.example.kind": "test"}
     config = config_of(store, "demo:1")  # skopeo's OCI view drops the Docker-only fields; read the blob
     cfg = config["config"]
@@ -156,14 +157,7 @@ def test_arg_scoping(store, ctx, tmp_path):
     build(store, ctx, "-t", "args:2", "--build-arg", "GLOBAL=cli", "--build-arg", "LOCAL=cli-local")
     out = run_image(store, "args:2", tmp_path).stdout.splitlines()
     assert out == ["before:[]", "redeclared:[cli]", "local:[from-env] usedefault:[fallback]"]
-    cfg = json.loads(
-        subprocess.run(
-            ["skopeo", "inspect", "--config", f"oci:{store}:args:2"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    cfg = skopeo_json("inspect", "--config", f"oci:{store}:args:2")
     assert not any(e.startswith("GLOBAL=") for e in cfg["config"]["Env"])  # ARGs stay out of the image
 
 
@@ -286,11 +280,7 @@ def test_reproducible_digests(store, ctx, tmp_path, busybox_tarball):
     d1, d2 = manifest_of(store, "r:1")["Digest"], manifest_of(other, "r:1")["Digest"]
     if base1 == base2:
         assert d1 == d2
-    cfg = json.loads(
-        subprocess.run(
-            ["skopeo", "inspect", "--config", f"oci:{store}:r:1"], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    cfg = skopeo_json("inspect", "--config", f"oci:{store}:r:1")
     assert cfg["created"] == "2023-11-14T22:13:20Z"
     # same store, no cache, built twice: identical
     build(store, ctx, "-t", "r:2", "--no-cache", env=env)
@@ -360,17 +350,9 @@ def test_bockfile_build_and_outputs(store, ctx, tmp_path):
     out = run_image(store, "bockfile:1", tmp_path).stdout
     assert out == "app\nprod costs $5\nwritten inline\n"
     digest = manifest_of(store, "bockfile:1")["Digest"]
-    for src in (f"oci-archive:{archive}", f"docker-archive:{docker_archive}", f"oci:{layout}:bockfile:1"):
-        res = subprocess.run(["skopeo", "inspect", src], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
-    assert (
-        json.loads(
-            subprocess.run(
-                ["skopeo", "inspect", f"oci:{layout}:bockfile:1"], capture_output=True, text=True
-            ).stdout
-        )["Digest"]
-        == digest
-    )
+    for src in (f"oci-archive:{archive}", f"docker-archive:{docker_archive}"):
+        assert skopeo_json("inspect", src)["Layers"]
+    assert skopeo_json("inspect", f"oci:{layout}:bockfile:1")["Digest"] == digest
 
 
 def test_add_extracts_local_tarballs_and_copy_keeps_symlinks(store, ctx, tmp_path):

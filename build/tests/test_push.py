@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
-
 import pytest
-from helpers import bock_build, manifest_of, unique
+from helpers import bock_build, image_test_helpers, manifest_of, skopeo_json, unique
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def registry(tmp_path):
-    """The registry process helper of bock-image's tests: docker-registry on a free 127.0.0.1 port."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "image_test_helpers", Path(__file__).resolve().parents[2] / "image" / "tests" / "helpers.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    reg = mod.Registry(tmp_path / "registry")
+    reg = image_test_helpers().Registry(tmp_path / "registry")
     yield reg
     reg.stop()
 
@@ -36,13 +24,6 @@ def test_push_to_registry(store, ctx, registry, runtime):
     res = bock_build("--root", str(store), "-t", ref, "--push", *extra, str(ctx))
     assert f"pushed {ref}" in res.stdout
     local = manifest_of(store, ref)["Digest"]
-    remote = json.loads(
-        subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    remote = skopeo_json("inspect", "--tls-verify=false", f"docker://{ref}")
     assert remote["Digest"] == local
     assert len(remote["Layers"]) == 3
