@@ -44,6 +44,7 @@ class _Sink:
         self.diff = hashlib.sha256()
         self.blob = hashlib.sha256()
         self.size = 0
+        self.written = 0  # uncompressed bytes (tell() for tarfile)
         self.comp = _compressor(compression)
         self.q: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
         self.buf: list[bytes] = []
@@ -61,6 +62,7 @@ class _Sink:
     def _work(self) -> None:
         try:
             while (chunk := self.q.get()) is not None:
+                self.diff.update(chunk)  # large buffers: hashlib and the compressor release the GIL
                 self._emit(self.comp.compress(chunk) if self.comp else chunk)
             if self.comp:
                 self._emit(self.comp.flush())
@@ -69,9 +71,12 @@ class _Sink:
             while self.q.get() is not None:
                 pass
 
+    def tell(self) -> int:
+        return self.written
+
     def write(self, data) -> int:
         data = bytes(data)
-        self.diff.update(data)
+        self.written += len(data)
         self.buf.append(data)
         self.buffered += len(data)
         if self.buffered >= 1 << 20:
@@ -122,7 +127,7 @@ def write_tar(root: str, fileobj, epoch: int | None) -> None:
         return min(t, epoch) if epoch is not None else t
 
     links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.TarFile(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:
         for rel, full, st in iter_tree(root):
             mode = st.st_mode
             if stat.S_ISCHR(mode) and st.st_rdev == 0:  # overlay whiteout
