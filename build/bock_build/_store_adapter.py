@@ -33,6 +33,9 @@ def install_snapshot(store, digest: str, directory: Path) -> Path:
 
 def layer_snapshots(store, layers: list) -> list[Path]:
     """Snapshot dirs (bottom to top) for image layers, unpacking the ones not yet unpacked."""
+    paths = [snapshot_path(store, d["digest"] if isinstance(d, dict) else d.digest) for d, _ in layers]
+    if all(p.is_dir() for p in paths):
+        return paths  # already unpacked: no need to load bock-image's unpacker
     from bock_image import Descriptor
 
     descs = [
