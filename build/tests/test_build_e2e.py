@@ -4,12 +4,16 @@ real containers (bock, and runc), results run with bock/runc and inspected with 
 from __future__ import annotations
 
 import os
+import os as _os
 import shutil
 import subprocess
+import sys as _sys
 import tarfile
 
 import pytest
-from helpers import (
+
+_sys.path.insert(0, _os.path.dirname(__file__))
+from buildtest_helpers import (
     bock_build,
     bock_image,
     config_of,
@@ -20,6 +24,7 @@ from helpers import (
     skopeo_json,
 )
 
+pytest_plugins = ["buildtest_helpers"]  # the store/ctx fixtures (no conftest.py: see buildtest_helpers)
 pytestmark = pytest.mark.root
 RUNTIMES = ["bock", "runc"]
 

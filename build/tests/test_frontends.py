@@ -3,12 +3,17 @@ variable substitution."""
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
 import pytest
 import yaml
 from bock_build import BuildfileError, dump_bockfile, load_bockfile, parse_dockerfile
 from bock_build._expand import expand
 from bock_build._ignore import IgnoreRules
-from helpers import bock_build
+
+_sys.path.insert(0, _os.path.dirname(__file__))
+from buildtest_helpers import bock_build
 
 DOCKERFILE = """\
 # escape=`

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
-from helpers import bock_build, image_test_helpers, manifest_of, skopeo_json, unique
+import os as _os
+import sys as _sys
 
+import pytest
+
+_sys.path.insert(0, _os.path.dirname(__file__))
+from buildtest_helpers import (
+    bock_build,
+    image_test_helpers,
+    manifest_of,
+    skopeo_json,
+    unique,
+)
+
+pytest_plugins = ["buildtest_helpers"]  # the store/ctx fixtures (no conftest.py: see buildtest_helpers)
 pytestmark = pytest.mark.root
 
 

@@ -12,6 +12,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 RUNC = "/usr/sbin/runc"
 
 
@@ -135,3 +137,30 @@ def config_of(store: Path, ref: str) -> dict:
     from bock_image import Store
 
     return Store(store).config(ref)
+
+
+# -- fixtures (imported by the test modules; no conftest.py: image/tests imports its conftest by name) --
+@pytest.fixture(scope="session")
+def busybox_tarball(tmp_path_factory) -> Path:
+    return make_busybox_tarball(tmp_path_factory.mktemp("busybox"))
+
+
+@pytest.fixture
+def store(tmp_path, busybox_tarball) -> Path:
+    """A bock-image store with busybox:latest imported offline through the bock-image command."""
+    root = tmp_path / "store"
+    bock_image(root, "import", str(busybox_tarball), "busybox:latest")
+    yield root
+    clean = no_mounts_under(tmp_path)
+    with open("/proc/self/mounts") as f:
+        left = [line.split()[1] for line in f if line.split()[1].startswith(str(tmp_path))]
+    for mp in reversed(left):
+        subprocess.run(["umount", "-l", mp], check=False)
+    assert clean, f"a test left mounts behind: {left}"
+
+
+@pytest.fixture
+def ctx(tmp_path) -> Path:
+    d = tmp_path / "ctx"
+    d.mkdir()
+    return d
