@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from helpers import Registry  # noqa: E402  (the test suite's real docker-registry starter)
+from bock_image_testlib import Registry  # noqa: E402  (the test suite's real docker-registry starter)
 
 GOALS = {"pull": 1.0, "pull+unpack": 0.6, "push (cold)": 1.0}
 

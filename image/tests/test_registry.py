@@ -24,10 +24,9 @@ from bock_image import (
     write_layer,
 )
 from bock_image._auth import Credentials
-from conftest import BUSYBOX_CONFIG, run_cli, spawn_cli
-from helpers import Registry, TarBuilder
+from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, run_cli, spawn_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
 def skopeo(*args: str) -> str:

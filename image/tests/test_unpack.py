@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from bock_image import Store, UnsafeLayer, new_config, release_rootfs, write_image, write_layer
-from helpers import TarBuilder
+from bock_image_testlib import TarBuilder
 
 pytestmark = pytest.mark.root
 MODES = ("overlay", "copy")
