@@ -12,8 +12,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 RUNC = "/usr/sbin/runc"
 
 
@@ -25,7 +23,7 @@ def image_test_helpers():
     """bock-image's test helpers (busybox rootfs, docker-registry process), shared rather than copied."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "image" / "tests" / "helpers.py"
+    path = Path(__file__).resolve().parents[2] / "image" / "tests" / "bock_image_testlib.py"
     spec = importlib.util.spec_from_file_location("bock_image_test_helpers", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -137,30 +135,3 @@ def config_of(store: Path, ref: str) -> dict:
     from bock_image import Store
 
     return Store(store).config(ref)
-
-
-# -- fixtures (imported by the test modules; no conftest.py: image/tests imports its conftest by name) --
-@pytest.fixture(scope="session")
-def busybox_tarball(tmp_path_factory) -> Path:
-    return make_busybox_tarball(tmp_path_factory.mktemp("busybox"))
-
-
-@pytest.fixture
-def store(tmp_path, busybox_tarball) -> Path:
-    """A bock-image store with busybox:latest imported offline through the bock-image command."""
-    root = tmp_path / "store"
-    bock_image(root, "import", str(busybox_tarball), "busybox:latest")
-    yield root
-    clean = no_mounts_under(tmp_path)
-    with open("/proc/self/mounts") as f:
-        left = [line.split()[1] for line in f if line.split()[1].startswith(str(tmp_path))]
-    for mp in reversed(left):
-        subprocess.run(["umount", "-l", mp], check=False)
-    assert clean, f"a test left mounts behind: {left}"
-
-
-@pytest.fixture
-def ctx(tmp_path) -> Path:
-    d = tmp_path / "ctx"
-    d.mkdir()
-    return d

@@ -24,7 +24,6 @@ from buildtest_helpers import (
     skopeo_json,
 )
 
-pytest_plugins = ["buildtest_helpers"]  # the store/ctx fixtures (no conftest.py: see buildtest_helpers)
 pytestmark = pytest.mark.root
 RUNTIMES = ["bock", "runc"]
 

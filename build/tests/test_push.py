@@ -16,7 +16,6 @@ from buildtest_helpers import (
     unique,
 )
 
-pytest_plugins = ["buildtest_helpers"]  # the store/ctx fixtures (no conftest.py: see buildtest_helpers)
 pytestmark = pytest.mark.root
 
 
