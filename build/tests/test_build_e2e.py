@@ -394,3 +394,27 @@ def test_independent_stages_run_in_parallel(store, ctx):
     )
     res = build(store, ctx, "-t", "par:1", "--jobs", "2")
     assert _counts(res.stdout) == (4, 0)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_bind_and_tmpfs_mounts_and_network_modes(store, ctx, tmp_path, runtime):
+    (ctx / "scripts").mkdir()
+    (ctx / "scripts" / "gen.sh").write_text("echo generated-v1\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=bind,source=scripts,target=/scripts sh /scripts/gen.sh > /gen.txt\n"
+        "RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && grep -q ' /scratch tmpfs' /proc/mounts\n"
+        "RUN ls /sys/class/net > /net-none\n"
+        "RUN --network=host ls /sys/class/net > /net-host\n"
+        'CMD ["sh", "-c", "cat /gen.txt; cat /net-none; wc -l < /net-host; ls /scripts /scratch 2>&1 | wc -l"]\n'
+    )
+    assert _counts(build(store, ctx, "-t", "mnt:1", runtime=runtime).stdout) == (4, 0)
+    out = run_image(store, "mnt:1", tmp_path, runtime=runtime).stdout.split("\n")
+    assert out[0] == "generated-v1" and out[1] == "lo"  # network none: a new netns with only lo
+    assert int(out[2]) >= 2  # host network: the host's interfaces
+    assert int(out[3]) == 2  # two "No such file" lines: mount points left no trace
+    for layer in manifest_of(store, "mnt:1")["Layers"][1:]:
+        assert not any(n.startswith(("scripts", "scratch")) for n in layer_members(store, layer))
+    (ctx / "scripts" / "gen.sh").write_text("echo generated-v2\n")  # a bind source is part of the key
+    assert _counts(build(store, ctx, "-t", "mnt:2", runtime=runtime).stdout) == (4, 0)
+    assert run_image(store, "mnt:2", tmp_path, runtime=runtime).stdout.startswith("generated-v2\n")
