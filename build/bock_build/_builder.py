@@ -192,12 +192,18 @@ class Builder:
         stages = self.needed()
         try:
             with self.store.using(), concurrent.futures.ThreadPoolExecutor(max(1, self.opts.jobs)) as pool:
-                for st in stages:  # in order: a stage's dependencies are submitted before it
-                    self.results[st.index] = pool.submit(self._build_stage, st)
                 try:
-                    final = self.results[stages[-1].index].result()
+                    for st in stages:  # in order: a stage's dependencies are submitted before it
+                        self.results[st.index] = pool.submit(self._build_stage, st)
+                    last = self.results[stages[-1].index]
+                    # wake up regularly: a signal may land on another thread, and only the main thread
+                    # runs Python signal handlers (SIGTERM/SIGINT -> KeyboardInterrupt)
+                    while not last.done():
+                        concurrent.futures.wait([last], timeout=0.2)
+                    final = last.result()
                 except KeyboardInterrupt:
                     self.cancelled.set()
+                    self.runtime.kill_all()  # running steps fail fast; their finally blocks clean up
                     raise
                 for f in self.results.values():
                     f.result()
@@ -219,9 +225,10 @@ class Builder:
         if dep is not None:
             parent = self._stage_state(dep.index)
             cfg = json.loads(json.dumps(parent.config))
+            onbuild = cfg.get("config", {}).pop("OnBuild", None) or []  # a stage used as a base is an image
             return StageState(
                 list(parent.layers), list(parent.snaps), cfg, list(parent.history), parent.key,
-                dict(parent.args), list(parent.shell), onbuild=list(parent.onbuild),
+                dict(parent.args), list(parent.shell), onbuild=list(onbuild),
             )  # fmt: skip
         from bock_image import Platform
 

@@ -64,7 +64,17 @@ class Runtime:
     def __init__(self, binary: str, state_root: Path) -> None:
         self.binary = binary
         self.state_root = state_root
+        self.running: set[str] = set()
+        self.cancelled = False
         state_root.mkdir(parents=True, exist_ok=True)
+
+    def kill_all(self) -> None:
+        """SIGKILL every container this runtime object started and has not deleted yet."""
+        with _subreaper_lock:
+            self.cancelled = True
+            running = list(self.running)
+        for cid in running:
+            subprocess.run(self._cmd("kill", cid, "KILL"), capture_output=True, stdin=subprocess.DEVNULL)
 
     def _cmd(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.state_root), *args]
@@ -93,6 +103,10 @@ class Runtime:
                     f"{self.binary} create failed ({res.returncode}): " + " | ".join(pump.tail)
                 )
             created = True
+            with _subreaper_lock:
+                self.running.add(cid)
+                if self.cancelled:
+                    raise RuntimeFailure("build cancelled")
             pid = int(pid_file.read_text().strip())
             res = subprocess.run(self._cmd("start", cid), stdin=subprocess.DEVNULL, capture_output=True)
             if res.returncode != 0:
@@ -105,6 +119,8 @@ class Runtime:
                 subprocess.run(
                     self._cmd("delete", "--force", cid), capture_output=True, stdin=subprocess.DEVNULL
                 )
+                with _subreaper_lock:
+                    self.running.discard(cid)
             pump.join(timeout=10)
         return code, list(pump.tail)
 

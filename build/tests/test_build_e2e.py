@@ -418,3 +418,37 @@ def test_bind_and_tmpfs_mounts_and_network_modes(store, ctx, tmp_path, runtime):
     (ctx / "scripts" / "gen.sh").write_text("echo generated-v2\n")  # a bind source is part of the key
     assert _counts(build(store, ctx, "-t", "mnt:2", runtime=runtime).stdout) == (4, 0)
     assert run_image(store, "mnt:2", tmp_path, runtime=runtime).stdout.startswith("generated-v2\n")
+
+
+def test_sigterm_stops_the_build_and_cleans_up(store, ctx):
+    import signal
+    import sys
+    import time
+
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo started-sleeping && sleep 60\n")  # killed early
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bock_build.cli", "--root", str(store), "-t", "term:1", str(ctx)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if line.rstrip().endswith("] started-sleeping"):  # the output, not the step banner
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(proc.communicate()) from None
+        assert time.monotonic() - t0 < 20  # the step's container was killed, not waited out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc in (1, 130), proc.stderr.read()
+    assert no_mounts_under(store)
+    assert list((store / ".bock-build" / "tmp").iterdir()) == []
+    assert "term:1" not in bock_image(store, "list").stdout
