@@ -130,9 +130,12 @@ class BockBuild:
                 "-f", str(ctx / dockerfile), str(ctx)]  # fmt: skip
 
     def reset(self) -> None:
-        sh([self.bock_build, "cache", "--root", str(self.store), "clear"])
+        """Cold: no built image, no cached step, no layer of ours, no memoised context hash (only the
+        base image stays, as buildah keeps busybox)."""
         for tag in ("localhost/bench/app:latest", "localhost/bench/app2:latest"):
             subprocess.run([self.bock_image, "--root", str(self.store), "rm", tag], capture_output=True)
+        sh([self.bock_build, "cache", "--root", str(self.store), "clear"])
+        (self.store / ".bock-build" / "context-hashes.json").unlink(missing_ok=True)
 
 
 def make_context(base: Path) -> Path:
