@@ -51,6 +51,7 @@ class BuildOptions:
     compression: str = "gzip"
     quiet: bool = False
     dockerfile: Path | None = None
+    platform: str | None = None  # default for FROM without --platform (selects the image in an index)
 
 
 @attrs.define
@@ -232,7 +233,7 @@ class Builder:
             )  # fmt: skip
         from bock_image import Platform
 
-        plat_text = expand(stage.platform, self.global_args) if stage.platform else ""
+        plat_text = expand(stage.platform, self.global_args) if stage.platform else (self.opts.platform or "")
         try:
             platform = Platform.parse(plat_text) if plat_text else None
         except Exception as exc:

@@ -22,6 +22,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", help="Dockerfile or Bockfile (default: CONTEXT/Dockerfile, else Bockfile)")
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     p.add_argument("--target", help="build this stage (default: the last)")
+    p.add_argument(
+        "--platform", help="os/arch[/variant] of base images taken from an index (RUN runs natively)"
+    )
     p.add_argument("--no-cache", action="store_true", help="do not use cached steps")
     p.add_argument(
         "--runtime",
@@ -110,6 +113,7 @@ def cmd_build(argv: list[str]) -> int:
         compression=args.compression,
         quiet=args.quiet,
         dockerfile=path,
+        platform=args.platform,
     )
     outputs = [_parse_output(o) for o in args.output]
     if args.push and not args.tag:

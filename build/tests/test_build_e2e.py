@@ -452,3 +452,13 @@ def test_sigterm_stops_the_build_and_cleans_up(store, ctx):
     assert no_mounts_under(store)
     assert list((store / ".bock-build" / "tmp").iterdir()) == []
     assert "term:1" not in bock_image(store, "list").stdout
+
+
+def test_cache_survives_bock_image_gc_by_rebuilding(store, ctx, tmp_path):
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo kept > /kept\n")
+    assert _counts(build(store, ctx, "-t", "gc:1").stdout) == (1, 0)
+    bock_image(store, "rm", "gc:1")
+    bock_image(store, "gc")  # deletes the cached layer: no image names it
+    assert _counts(build(store, ctx, "-t", "gc:1").stdout) == (1, 0)  # a miss, not an error
+    assert run_image(store, "gc:1", tmp_path, "cat", "/kept").stdout == "kept\n"
+    assert _counts(build(store, ctx, "-t", "gc:1").stdout) == (1, 1)
