@@ -143,7 +143,9 @@ def test_multistage_copy_from_and_unneeded_stage_skipped(store, ctx, tmp_path, r
 
 
 def test_arg_scoping(store, ctx, tmp_path):
-    (ctx / "Dockerfile").write_text(
+    dockerfile = tmp_path / "elsewhere" / "args.Dockerfile"  # -f FILE outside the context
+    dockerfile.parent.mkdir()
+    dockerfile.write_text(
         "ARG BASE=busybox\n"
         "ARG GLOBAL=g-default\n"
         "FROM ${BASE}\n"
@@ -155,10 +157,20 @@ def test_arg_scoping(store, ctx, tmp_path):
         'RUN echo "local:[$LOCAL] usedefault:[${UNSET:-fallback}]" >> /args\n'
         'CMD ["cat", "/args"]\n'
     )
-    build(store, ctx, "-t", "args:1")
+    build(store, ctx, "-t", "args:1", file=dockerfile)
     out = run_image(store, "args:1", tmp_path).stdout.splitlines()
     assert out == ["before:[]", "redeclared:[g-default]", "local:[from-env] usedefault:[fallback]"]
-    build(store, ctx, "-t", "args:2", "--build-arg", "GLOBAL=cli", "--build-arg", "LOCAL=cli-local")
+    build(
+        store,
+        ctx,
+        "-t",
+        "args:2",
+        "--build-arg",
+        "GLOBAL=cli",
+        "--build-arg",
+        "LOCAL=cli-local",
+        file=dockerfile,
+    )
     out = run_image(store, "args:2", tmp_path).stdout.splitlines()
     assert out == ["before:[]", "redeclared:[cli]", "local:[from-env] usedefault:[fallback]"]
     cfg = skopeo_json("inspect", "--config", f"oci:{store}:args:2")
