@@ -256,7 +256,7 @@ def main() -> int:
             min_ratio = min(bt) / min(pt)
             goal = GOALS.get(name)
             verdict = "" if goal is None else ("ok" if ratio <= goal else "MISS")
-            peer_name = "skopeo+umoci" if "unpack" in name else "skopeo"
+            peer_name = "skopeo+umoci" if len(peer) > 1 else "skopeo"
             print(
                 f"{name:28} {peer_name:>12} {fmt(pt)} {fmt(bt)} {ratio:5.2f}x {min_ratio:8.2f}x"
                 f" {('<=' + str(goal)) if goal else '':>6} "
