@@ -192,7 +192,7 @@ def _chmod(value: Any) -> str | None:
 
 
 def _text(op: str, cmd: Any) -> str:
-    return f"{op} {json.dumps(cmd) if isinstance(cmd, list) else cmd}"
+    return f"{op} {cmd if isinstance(cmd, str) else json.dumps(cmd)}"
 
 
 def _config_steps(key: str, value: Any, line: int) -> list[Step]:

@@ -352,7 +352,11 @@ class DockerfileParser:
         if ln.heredocs:
             only = _HEREDOC.fullmatch(rest.strip())
             if only and len(ln.heredocs) == 1:
-                command: str | list[str] = ln.heredocs[0][1]
+                body = ln.heredocs[0][1]
+                # a script with a shebang runs as a file (BuildKit); otherwise through the shell
+                command: str | list[str] | dict[str, str] = (
+                    {"script": body} if body.startswith("#!") else body
+                )
             else:
                 command = rest + "\n" + "".join(f"{body}{name}\n" for name, body in ln.heredocs)
         else:

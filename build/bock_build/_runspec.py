@@ -34,7 +34,16 @@ class RunSpec:
         proc = spec["process"]
         proc["noNewPrivileges"] = False
         cmd = self.step.args["command"]
-        proc["args"] = list(cmd) if isinstance(cmd, list) else [*st.shell, cmd]
+        script_mount = None
+        if isinstance(cmd, dict):  # a heredoc script with a shebang: executed as a file under /dev
+            script = self.tmp / "script"
+            script.write_text(cmd["script"])
+            os.chmod(script, 0o755)
+            script_mount = {"destination": "/dev/pipes/script", "type": "bind", "source": str(script),
+                            "options": ["rbind", "ro"]}  # fmt: skip
+            proc["args"] = ["/dev/pipes/script"]
+        else:
+            proc["args"] = list(cmd) if isinstance(cmd, list) else [*st.shell, cmd]
         env = st.env()
         for k, v in st.args.items():
             env.setdefault(k, v)  # ENV overrides ARG
@@ -69,6 +78,8 @@ class RunSpec:
             created += self._missing(spec_mount["destination"])
             spec["mounts"].append(spec_mount)
             env.update(extra_env)
+        if script_mount:
+            spec["mounts"].append(script_mount)  # /dev is a tmpfs: the mount point leaves no trace
         proc["env"] = [f"{k}={v}" for k, v in env.items()]
         self.spec = spec
         return created

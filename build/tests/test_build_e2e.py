@@ -474,3 +474,40 @@ def test_cache_survives_bock_image_gc_by_rebuilding(store, ctx, tmp_path):
     assert _counts(build(store, ctx, "-t", "gc:1").stdout) == (1, 0)  # a miss, not an error
     assert run_image(store, "gc:1", tmp_path, "cat", "/kept").stdout == "kept\n"
     assert _counts(build(store, ctx, "-t", "gc:1").stdout) == (1, 1)
+
+
+def test_heredocs(store, ctx, tmp_path):
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN <<EOF\n"
+        "echo plain-heredoc > /one\n"
+        "echo second-line >> /one\n"
+        "EOF\n"
+        "RUN <<EOF\n"
+        "#!/bin/sh -e\n"
+        'echo "ran as $0" > /two\n'
+        "EOF\n"
+        "RUN cat > /three <<-END\n"
+        "\tindented\n"
+        "\tEND\n"
+        "COPY <<EOF /four\n"
+        "inline file\n"
+        "EOF\n"
+        'CMD ["sh", "-c", "cat /one /two /three /four; ls /dev/pipes 2>&1 | wc -l"]\n'
+    )
+    build(store, ctx, "-t", "hd:1")
+    out = run_image(store, "hd:1", tmp_path).stdout.split("\n")
+    assert out[:6] == [
+        "plain-heredoc",
+        "second-line",
+        "ran as /dev/pipes/script",
+        "indented",
+        "inline file",
+        "1",
+    ]
+    converted = bock_build("convert", str(ctx / "Dockerfile")).stdout
+    assert "script: |" in converted
+    bockfile = tmp_path / "Bockfile"
+    bockfile.write_text(converted)
+    build(store, ctx, "-t", "hd:2", file=bockfile)
+    assert run_image(store, "hd:2", tmp_path).stdout.split("\n")[:6] == out[:6]
