@@ -29,6 +29,7 @@ from ._ignore import IgnoreRules
 from ._layer import commit_layer
 from ._rootfs import ro_view, rw_rootfs
 from ._run import Runtime
+from ._state import StageState, apply_config_step
 from ._store_adapter import install_snapshot, layer_snapshots
 from .errors import BaseImageError, BuildError, StepFailed
 
@@ -52,33 +53,6 @@ class BuildOptions:
     quiet: bool = False
     dockerfile: Path | None = None
     platform: str | None = None  # default for FROM without --platform (selects the image in an index)
-
-
-@attrs.define
-class StageState:
-    layers: list[concurrent.futures.Future]  # each -> (descriptor dict, diff_id)
-    snaps: list[Path]
-    config: dict[str, Any]  # full image config (os/arch/config/history...)
-    history: list[dict[str, Any]]
-    key: str
-    args: dict[str, str]
-    shell: list[str]
-    cmd_set: bool = False
-    onbuild: list[str] = attrs.Factory(list)
-
-    @property
-    def cfg(self) -> dict[str, Any]:
-        return self.config.setdefault("config", {})
-
-    def env(self) -> dict[str, str]:
-        out = {}
-        for e in self.cfg.get("Env") or []:
-            k, _, v = e.partition("=")
-            out[k] = v
-        return out
-
-    def scope(self) -> dict[str, str]:
-        return {**self.args, **self.env()}
 
 
 @attrs.frozen
@@ -304,94 +278,16 @@ class Builder:
             entry["empty_layer"] = True
         state.history.append(entry)
 
-    def _shellify(self, state: StageState, command: str | list[str]) -> list[str]:
-        return list(command) if isinstance(command, list) else [*state.shell, command]
-
     def _step(self, stage: Stage, state: StageState, step: Step, prefix: str) -> None:
-        a = step.args
         op = step.op
-        scope = state.scope()
-        cfg = state.cfg
         if not self.opts.quiet and op not in ("run", "copy"):
             self._say(f"{prefix} {step.describe()}")
-        if op == "arg":
-            for x in a["args"]:
-                name = x["name"]
-                if name in self.opts.build_args:
-                    value = self.opts.build_args[name]
-                elif x["default"] is not None:
-                    value = expand(x["default"], scope)
-                elif name in self.global_args:
-                    value = self.global_args[name]
-                else:
-                    continue  # declared without a value: not set
-                state.args[name] = value
-            return
-        if op == "env":
-            env = state.env()
-            for k, v in a["pairs"]:
-                env[expand(k, scope)] = expand(v, scope)
-            cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
-            self._history(state, step, True)
-            return
-        if op == "workdir":
-            path = expand(a["path"], scope)
-            if not path.startswith("/"):
-                path = os.path.join(cfg.get("WorkingDir") or "/", path)
-            cfg["WorkingDir"] = os.path.normpath(path)
-            self._history(state, step, True)
-            return
-        if op == "user":
-            cfg["User"] = expand(a["user"], scope)
-        elif op == "shell":
-            state.shell = list(a["argv"])
-            cfg["Shell"] = list(a["argv"])
-        elif op == "label":
-            labels = dict(cfg.get("Labels") or {})
-            for k, v in a["pairs"]:
-                labels[expand(k, scope)] = expand(v, scope)
-            cfg["Labels"] = labels
-        elif op == "expose":
-            ports = dict(cfg.get("ExposedPorts") or {})
-            for p in a["ports"]:
-                p = expand(p, scope)
-                ports[p if "/" in p else f"{p}/tcp"] = {}
-            cfg["ExposedPorts"] = ports
-        elif op == "volume":
-            vols = dict(cfg.get("Volumes") or {})
-            for p in a["paths"]:
-                vols[expand(p, scope)] = {}
-            cfg["Volumes"] = vols
-        elif op == "stopsignal":
-            cfg["StopSignal"] = expand(a["signal"], scope)
-        elif op == "entrypoint":
-            cfg["Entrypoint"] = self._shellify(state, a["command"])
-            if not state.cmd_set:
-                cfg.pop("Cmd", None)  # setting ENTRYPOINT resets an inherited CMD
-        elif op == "cmd":
-            cfg["Cmd"] = self._shellify(state, a["command"])
-            state.cmd_set = True
-        elif op == "healthcheck":
-            if a["test"] == ["NONE"]:
-                cfg["Healthcheck"] = {"Test": ["NONE"]}
-            else:
-                hc: dict[str, Any] = {"Test": list(a["test"])}
-                for k, name in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
-                                ("start_interval", "StartInterval"), ("retries", "Retries")):  # fmt: skip
-                    if k in a:
-                        hc[name] = a[k]
-                cfg["Healthcheck"] = hc
-        elif op == "onbuild":
-            cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), a["instruction"]]
-        elif op == "run":
+        if op == "run":
             self._layer_step(stage, state, step, prefix, self._run_key(stage, state, step), self._do_run)
-            return
         elif op == "copy":
             self._layer_step(stage, state, step, prefix, self._copy_key(stage, state, step), self._do_copy)
-            return
-        else:
-            raise BuildError(f"unknown step {op!r}")
-        self._history(state, step, True)
+        elif apply_config_step(state, step, self.opts.build_args, self.global_args):
+            self._history(state, step, True)
 
     def _say(self, text: str) -> None:
         from ._run import _print_lock
