@@ -407,11 +407,9 @@ class Builder:
         urls = [s for s in file_srcs if a["add"] and s.startswith(("http://", "https://"))]
         local = [s for s in file_srcs if s not in urls]
         if from_ref:
-            dep = self._stage_ref(from_ref, stage.index)
-            if dep is not None:
-                info["from"] = {"stage": self._stage_state(dep.index).key}
-            else:
-                info["from"] = {"image": self._image_digest(from_ref)}
+            # BuildKit's "slow key": the content of what is copied, not the source stage's key, so
+            # a change upstream that leaves the copied files identical does not cascade
+            info["content"] = self._from_digest(stage, from_ref, local, info["exclude"])
             selected = None
         else:
             selected = select_sources(
@@ -423,6 +421,40 @@ class Builder:
             info["checksum"] = a.get("checksum")
         key = _sha({**self._common_key(state, step), **info})
         return key, {**info, "selected": selected, "from": from_ref, "local": local, "urls": urls}
+
+    def _from_snaps(self, stage: Stage, ref: str) -> list[Path]:
+        dep = self._stage_ref(ref, stage.index)
+        if dep is not None:
+            return self._stage_state(dep.index).snaps
+        self._image_digest(ref)  # a clear error when the image is missing
+        return layer_snapshots(self.store, [(d, None) for d in self._from_image_layers(ref)])
+
+    def _from_digest(self, stage: Stage, ref: str, patterns: list[str], excludes: list[str]) -> str:
+        """Content digest of COPY --from sources, hashed from the snapshot files behind the merged
+        view (stable paths and inodes, so the stat memo applies)."""
+        from ._context import Entry, Source
+        from ._rootfs import lookup
+
+        snaps = self._from_snaps(stage, ref)
+        tmp = self._tmpdir()
+        try:
+            with ro_view(snaps, tmp) as view:
+                selected = select_sources(
+                    str(view), patterns, ignore=None, excludes=excludes, what=f"stage {ref}"
+                )
+                if len(snaps) < 2:  # the view is the snapshot dir itself: paths are real already
+                    return sources_digest(selected, self.memo, self.hash_pool)
+                real = []
+                for src in selected:
+                    entries = []
+                    for e in src.entries:
+                        found = lookup(snaps, os.path.relpath(e.path, view))
+                        path, st = found if found else (e.path, e.st)
+                        entries.append(Entry(path, e.rel, st))
+                    real.append(Source(src.root, src.name, src.is_dir, tuple(entries)))
+                return sources_digest(real, self.memo, self.hash_pool)
+        finally:
+            _remove_tree(tmp)
 
     def _image_digest(self, ref: str) -> str:
         try:
@@ -453,12 +485,7 @@ class Builder:
                 target = dest.rstrip("/") + "/" + name if dest.endswith("/") else dest
                 writer.put_bytes(content.encode(), target, 0o644)
             if info["from"]:
-                dep = self._stage_ref(info["from"], stage.index)
-                if dep is not None:
-                    snaps = self._stage_state(dep.index).snaps
-                else:
-                    layers = [(d, None) for d in (self._from_image_layers(info["from"]))]
-                    snaps = layer_snapshots(self.store, layers)
+                snaps = self._from_snaps(stage, info["from"])
                 with ro_view(snaps, tmp) as view:
                     sources = select_sources(
                         str(view),

@@ -46,6 +46,7 @@ class HashMemo:
         self.lock = threading.Lock()
         self.data: dict[str, list] = {}
         self.dirty = False
+        self.used: set[str] = set()
         if path is not None:
             try:
                 self.data = json.loads(path.read_text())
@@ -53,6 +54,7 @@ class HashMemo:
                 self.data = {}
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
+        self.used.add(path)
         hit = self.data.get(path)
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if hit is not None and tuple(hit[:5]) == key:
@@ -60,6 +62,7 @@ class HashMemo:
         return None
 
     def digest(self, path: str, st: os.stat_result) -> str:
+        self.used.add(path)
         key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         hit = self.data.get(path)
         if hit is not None and hit[:5] == key:
@@ -77,6 +80,8 @@ class HashMemo:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
+        if len(self.data) > 2 * len(self.used) + 20000:  # forget files no recent build looked at
+            self.data = {k: v for k, v in self.data.items() if k in self.used}
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.path)

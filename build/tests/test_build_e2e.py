@@ -511,3 +511,17 @@ def test_heredocs(store, ctx, tmp_path):
     bockfile.write_text(converted)
     build(store, ctx, "-t", "hd:2", file=bockfile)
     assert run_image(store, "hd:2", tmp_path).stdout.split("\n")[:6] == out[:6]
+
+
+def test_copy_from_keyed_by_content_not_by_the_source_stage(store, ctx, tmp_path):
+    df = "FROM busybox AS builder\nRUN echo {v} > /note && mkdir /out && echo same > /out/artefact\n" \
+        "FROM busybox\nCOPY --from=builder /out/ /app/\nRUN cat /app/artefact > /copied\n"  # fmt: skip
+    (ctx / "Dockerfile").write_text(df.format(v="v1"))
+    assert _counts(build(store, ctx, "-t", "cf:1").stdout) == (3, 0)
+    (ctx / "Dockerfile").write_text(df.format(v="v2"))  # builder changes, /out stays the same
+    res = build(store, ctx, "-t", "cf:2")
+    assert _counts(res.stdout) == (3, 2)  # only the builder's RUN re-ran
+    assert "COPY --from=builder /out/ /app/  (cached)" in res.stdout
+    (ctx / "Dockerfile").write_text(df.format(v="v3").replace("echo same", "echo different"))
+    assert _counts(build(store, ctx, "-t", "cf:3").stdout) == (3, 0)
+    assert run_image(store, "cf:3", tmp_path, "cat", "/copied").stdout == "different\n"
