@@ -382,10 +382,7 @@ class Builder:
     def _bind_digest(self, stage: Stage, m: dict[str, Any]) -> str:
         src = m.get("source", "")
         if m.get("from"):
-            dep = self._stage_ref(m["from"], stage.index)
-            if dep is not None:
-                return _sha({"stage": self._stage_state(dep.index).key, "source": src})
-            return _sha({"image": self.store.resolve(m["from"]).digest, "source": src})
+            return self._from_digest(stage, m["from"], [src or "."], [])
         sources = select_sources(str(self.opts.context), [src or "."], ignore=self.ignore)
         return sources_digest(sources, self.memo, self.hash_pool)
 

@@ -525,3 +525,14 @@ def test_copy_from_keyed_by_content_not_by_the_source_stage(store, ctx, tmp_path
     (ctx / "Dockerfile").write_text(df.format(v="v3").replace("echo same", "echo different"))
     assert _counts(build(store, ctx, "-t", "cf:3").stdout) == (3, 0)
     assert run_image(store, "cf:3", tmp_path, "cat", "/copied").stdout == "different\n"
+
+
+def test_run_bind_mount_from_a_stage(store, ctx, tmp_path):
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS tools\nRUN mkdir /t && echo 'echo from-tools-stage' > /t/run.sh\n"
+        "FROM busybox\nRUN --mount=type=bind,from=tools,source=/t,target=/mnt/t sh /mnt/t/run.sh > /out\n"
+    )
+    build(store, ctx, "-t", "bf:1")
+    assert run_image(store, "bf:1", tmp_path, "cat", "/out").stdout == "from-tools-stage\n"
+    top = manifest_of(store, "bf:1")["Layers"][-1]
+    assert not any(n.startswith("mnt") for n in layer_members(store, top))
