@@ -19,9 +19,8 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
     global _sync_file_range
     if _sync_file_range is None:
         import ctypes
-        import ctypes.util
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (find_library forks ldconfig)
         fn = getattr(libc, "sync_file_range", None)
         if fn is not None:
             fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -38,8 +37,9 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+def atomic_write(path: str | os.PathLike, data: bytes, mode: int = 0o644, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename (then fsync the
+    directory, unless the caller does that once for several files)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -54,7 +54,8 @@ def atomic_write(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> Non
         raise
     os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

@@ -115,11 +115,19 @@ class RegistryClient:
         with self._lock:
             client = self._clients.get(verify)
             if client is None:
+                import socket
+
                 limits = httpx.Limits(max_connections=self.jobs + 4, max_keepalive_connections=self.jobs + 4)
-                client = httpx.Client(
+                # TCP_NODELAY: a request's headers and a small body go out as separate writes; with
+                # Nagle plus delayed ACKs each such request stalled ~40 ms (measured: push 0.75 -> 0.48 s).
+                transport = httpx.HTTPTransport(
                     verify=verify,
-                    timeout=httpx.Timeout(self._timeout, connect=15.0),
                     limits=limits,
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                )
+                client = httpx.Client(
+                    transport=transport,
+                    timeout=httpx.Timeout(self._timeout, connect=15.0),
                     follow_redirects=True,
                 )
                 self._clients[verify] = client
@@ -415,10 +423,10 @@ class RegistryClient:
             if unpack:
                 self._finish_unpack(store, layers, _diff_ids(store.read_json(blobs[0]), layers), streams)
             if desc.mediaType == _media.DOCKER_MANIFEST:
-                converted = store.put_json(docker_to_oci(manifest), _media.OCI_MANIFEST)
+                converted = store.put_json(docker_to_oci(manifest), _media.OCI_MANIFEST, sync=False)
                 desc = Descriptor(_media.OCI_MANIFEST, converted.digest, converted.size)
             else:
-                store.put_blob(data, desc.digest, desc.size)
+                store.put_blob(data, desc.digest, desc.size, sync=False)
             store.add_image(name or ref, desc, extra_annotations=annotations)
         self.progress("done", ref=str(parsed), digest=desc.digest)
         return desc
@@ -493,7 +501,7 @@ class RegistryClient:
                         if attempt > self.retries:
                             raise RegistryError(f"download of {desc.digest} failed: {exc}") from None
                         self._sleep(attempt)
-                store.commit_file(partial, desc.digest)
+                store.commit_file(partial, desc.digest, sync=False)
                 verified = True
         finally:
             if stream is not None:

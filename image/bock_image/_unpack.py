@@ -216,8 +216,8 @@ class Extractor:
             try:
                 os.mkdir(path, initial)
             except FileExistsError:
-                self._clear(path, keep_dir=True)
-                if stat.S_ISDIR(os.lstat(path).st_mode):
+                self._clear(path, keep_dir=True)  # removes anything but a directory
+                if os.path.lexists(path):
                     initial = -1  # an existing directory: its mode and owner are not ours yet
                 else:
                     os.mkdir(path, initial)
@@ -301,7 +301,7 @@ class Extractor:
             target
         ) == os.path.basename(path):
             return
-        os.link(target, path, follow_symlinks=False)
+        self._create(path, lambda p: os.link(target, p, follow_symlinks=False))
 
     def _whiteout(self, parent: str, parent_rel: str, name: str, entry: str) -> None:
         if name == OPAQUE:

@@ -24,10 +24,9 @@ from bock_image import (
     write_layer,
 )
 from bock_image._auth import Credentials
-from conftest import BUSYBOX_CONFIG, run_cli, spawn_cli
-from helpers import Registry, TarBuilder
+from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, run_cli, spawn_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
 def skopeo(*args: str) -> str:
@@ -424,3 +423,33 @@ def test_pull_unpack_refuses_hostile_layer(store, registry, tmp_path):
     assert res.returncode == 1 and "symlink evil" in res.stderr
     assert list(host.iterdir()) == []
     assert list((root / ".bock" / "snapshots").iterdir()) == []
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(busybox_store, registry, tmp_path):
+    import pty
+
+    with RegistryClient() as client:
+        client.push(busybox_store, "busybox:latest", f"{registry.host}/lab/progress:latest")
+    ref = f"{registry.host}/lab/progress:latest"
+    plain = run_cli("pull", ref, root=tmp_path / "plain")
+    assert "Copying blob" in plain.stderr and "\r" not in plain.stderr
+    assert run_cli("-q", "pull", ref, root=tmp_path / "quiet").stderr == ""
+    main, sub = pty.openpty()
+    try:
+        proc = spawn_cli(tmp_path / "tty", "pull", ref, stderr=sub, stdout=subprocess.DEVNULL)
+        os.close(sub)
+        out = b""
+        while True:
+            try:
+                data = os.read(main, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        assert proc.wait() == 0
+    finally:
+        os.close(main)
+    assert b"\r[" in out and b"MiB" in out
+    rows = json.loads(run_cli("--format", "json", "pull", ref, root=tmp_path / "json").stdout)
+    assert rows["digest"] == busybox_store.resolve("busybox:latest").digest
