@@ -107,6 +107,9 @@ def _create_opts(ctx: Context, p: _args.Parsed, cid: str):
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
+    from bock._cgroups.warm import warmer
+
+    warmer.start()  # the cgroup attach's grace period overlaps the work below
     from bock._lifecycle.config import read_config
     from bock._lifecycle.create import create
 
@@ -119,6 +122,9 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_run(ctx: Context, argv: list[str]) -> int:
+    from bock._cgroups.warm import warmer
+
+    warmer.start()  # the cgroup attach's grace period overlaps the work below
     from bock._lifecycle.config import read_config
     from bock._lifecycle.run import run
 

@@ -231,6 +231,9 @@ def _create(
     )
     security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    from bock._cgroups.warm import warmer
+
+    warmer.wait()  # never fork with a live thread
     try:
         pid1 = os.fork()
         if pid1 == 0:

@@ -49,7 +49,7 @@ def new_id() -> str:
 def bock_has(module: str) -> bool:
     """Whether the installed bock has an optional module (cgroups, seccomp: built by others)."""
     with open(bock_binary()) as f:
-        interpreter = f.readline()[2:].strip()
+        interpreter = f.readline()[2:].split()[0]  # "#!/venv/bin/python3 -IS"
     return subprocess.run([interpreter, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
