@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""bock-image vs skopeo (and skopeo+umoci), side by side in one run, median ratios.
+
+Usage: bench_image.py [--runs N] [--layout DIR:REF | --rootfs DIR | --synthetic] [--sync]
+
+Image: ``--layout`` an OCI layout (e.g. shared/lab/mk-debian-image.sh's /tmp/lab/img-deb/oci:latest,
+a ~90 MiB gzip single-layer Debian bookworm minbase), ``--rootfs`` a directory imported as one gzip
+layer (e.g. a debootstrap tree), or ``--synthetic`` (default when neither is given): ~90 MiB of
+gzip layer made from random and text files, offline. A real docker-registry is started on a free
+port; every trial starts from a fresh destination (untimed setup), with `sync` before the timed part.
+Peak RSS is the child's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from helpers import Registry  # noqa: E402  (the test suite's real docker-registry starter)
+
+GOALS = {"pull": 1.0, "pull+unpack": 0.6, "push (cold)": 1.0}
+
+
+def bock_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("bock-image")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bock_image.cli"]
+
+
+def run(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one command."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
+    return elapsed, usage.ru_maxrss
+
+
+def trial(setup, steps: list[list[str]]) -> tuple[float, int]:
+    setup()
+    subprocess.run(["sync"], check=True)
+    total, peak = 0.0, 0
+    for cmd in steps:
+        t, rss = run(cmd)
+        total += t
+        peak = max(peak, rss)
+    return total, peak
+
+
+def rmtree(*paths: Path) -> None:
+    for p in paths:
+        if p.exists():
+            subprocess.run(["rm", "-rf", "--one-file-system", str(p)], check=True)
+
+
+def synthetic_rootfs(dest: Path, mib: int = 90) -> None:
+    """~mib MiB of gzip layer: incompressible files plus many small text files (a realistic entry count)."""
+    import random
+
+    rng = random.Random(42)
+    words = [f"word{i}" for i in range(500)]
+    for i in range(5000):
+        d = dest / "usr" / "share" / f"pkg{i % 200}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"doc{i}.txt").write_text(" ".join(rng.choice(words) for _ in range(rng.randint(20, 400))))
+    left = mib << 20
+    i = 0
+    while left > 0:
+        size = min(left, rng.randint(16 << 10, 1 << 20))
+        d = dest / "usr" / "lib" / f"lib{i % 50}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"blob{i}.so").write_bytes(os.urandom(size))
+        left -= size
+        i += 1
+
+
+def fmt(ts: list[float]) -> str:
+    return f"{statistics.median(ts) * 1000:7.0f} ms ({min(ts) * 1000:.0f}-{max(ts) * 1000:.0f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--layout", help="OCI layout and ref, DIR:REF")
+    ap.add_argument("--rootfs", help="directory to import as a one-layer gzip image")
+    ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument("--workdir", default=None, help="scratch directory (default: a new one under /tmp)")
+    args = ap.parse_args()
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bock-image-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bock = bock_cmd()
+    src = work / "src"
+    if args.layout:
+        layout, _, ref = args.layout.partition(":")
+        src_ref = f"{layout}:{ref or 'latest'}"
+        what = f"layout {src_ref}"
+    else:
+        tree = Path(args.rootfs) if args.rootfs else work / "synthetic-rootfs"
+        if not args.rootfs and not tree.exists():
+            synthetic_rootfs(tree)
+        rmtree(src)
+        subprocess.run(
+            [*bock, "--root", str(src), "import", str(tree), "bench:latest", "--cmd", "/bin/sh"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        src_ref = f"{src}:bench:latest"
+        what = f"{'rootfs ' + str(tree) if args.rootfs else 'synthetic'} imported as one gzip layer"
+    raw = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{src_ref}"], capture_output=True, check=True
+        ).stdout
+    )
+    size = sum(d["size"] for d in raw["layers"])
+    print(
+        f"# image: {what}; {len(raw['layers'])} layer(s), {size / 1048576:.1f} MiB compressed;"
+        f" runs={args.runs}"
+    )
+
+    reg = Registry(work / "registry")
+    push_reg = Registry(work / "registry-push")
+    try:
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                f"oci:{src_ref}",
+                f"docker://{reg.host}/bench/img:latest",
+            ],
+            check=True,
+        )
+        remote = f"{reg.host}/bench/img:latest"
+        sk_dir, bk_dir, bundle_dir = work / "sk", work / "bk", work / "bundle"
+        push_store = work / "push-store"
+        rmtree(push_store)
+        subprocess.run(
+            [*bock, "-q", "--root", str(push_store), "pull", remote, "--name", "push:latest"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+        def fresh_pull() -> None:
+            if bundle_dir.exists():
+                subprocess.run([*bock, "unbundle", str(bundle_dir)], check=True)
+            rmtree(sk_dir, bk_dir, bundle_dir)
+
+        def fresh_push() -> None:
+            rmtree(work / "registry-push" / "data" / "docker")
+
+        skopeo_pull = [
+            "skopeo",
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            f"docker://{remote}",
+            f"oci:{sk_dir}:latest",
+        ]
+        bock_pull = [*bock, "-q", "--root", str(bk_dir), "pull", remote]
+        cases = {
+            "pull": ([skopeo_pull], [bock_pull], fresh_pull),
+            "pull+unpack": (
+                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+                [bock_pull, [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)]],
+                fresh_pull,
+            ),
+            "pull+unpack (copy rootfs)": (
+                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+                [
+                    bock_pull,
+                    [
+                        *bock,
+                        "-q",
+                        "--root",
+                        str(bk_dir),
+                        "bundle",
+                        "--rootfs-mode",
+                        "copy",
+                        remote,
+                        str(bundle_dir),
+                    ],
+                ],
+                fresh_pull,
+            ),
+            "push (cold)": (
+                [
+                    [
+                        "skopeo",
+                        "copy",
+                        "-q",
+                        "--dest-tls-verify=false",
+                        f"oci:{push_store}:push:latest",
+                        f"docker://{push_reg.host}/bench/pushed:latest",
+                    ]
+                ],
+                [
+                    [
+                        *bock,
+                        "-q",
+                        "--root",
+                        str(push_store),
+                        "push",
+                        "push:latest",
+                        f"{push_reg.host}/bench/pushed:latest",
+                    ]
+                ],
+                fresh_push,
+            ),
+        }
+        print(
+            f"{'operation':28} {'peer':>26} {'bock-image':>26} {'ratio':>6} {'goal':>6}  peak RSS peer/bock"
+        )
+        worst_rss = 0
+        for name, (peer, ours, setup) in cases.items():
+            pt, bt, prss, brss = [], [], 0, 0
+            for _ in range(args.runs):
+                t, r = trial(setup, peer)
+                pt.append(t)
+                prss = max(prss, r)
+                t, r = trial(setup, ours)
+                bt.append(t)
+                brss = max(brss, r)
+            setup()
+            worst_rss = max(worst_rss, brss)
+            ratio = statistics.median(bt) / statistics.median(pt)
+            goal = GOALS.get(name)
+            verdict = "" if goal is None else ("ok" if ratio <= goal else "MISS")
+            peer_name = "skopeo+umoci" if "unpack" in name else "skopeo"
+            print(
+                f"{name:28} {peer_name:>12} {fmt(pt)} {fmt(bt)} {ratio:5.2f}x"
+                f" {('<=' + str(goal)) if goal else '':>6} "
+                f" {prss / 1024:.0f}/{brss / 1024:.0f} MiB {verdict}"
+            )
+        print(
+            f"bock-image peak RSS {worst_rss / 1024:.0f} MiB"
+            f" (goal < 100 MiB: {'ok' if worst_rss < 100 * 1024 else 'MISS'})"
+        )
+    finally:
+        reg.stop()
+        push_reg.stop()
+        if not args.workdir:
+            if (work / "bundle").exists():
+                subprocess.run([*bock, "unbundle", str(work / "bundle")], check=False)
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

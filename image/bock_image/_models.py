@@ -1,0 +1,109 @@
+"""attrs models of the OCI objects bock-image passes around, with their cattrs converter.
+
+Manifests and configs stay plain dicts inside the store so unknown keys round-trip untouched;
+descriptors and platforms are typed because code reasons about them.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._digest import check_digest
+from .errors import InvalidReference
+
+_ARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+
+
+def _check_digest(_inst, _attr, value: str) -> None:
+    check_digest(value)
+
+
+@attrs.frozen
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """``os/arch[/variant]``, e.g. ``linux/arm64/v8``."""
+        parts = text.split("/")
+        if not 2 <= len(parts) <= 3 or not all(parts):
+            raise InvalidReference(f"invalid platform {text!r}: expected os/arch[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    @classmethod
+    def host(cls) -> Platform:
+        machine = _platform.machine()
+        arch = _ARCH.get(machine, machine)
+        variant = "v8" if arch == "arm64" else ("v7" if machine == "armv7l" else None)
+        return cls("linux", arch, variant)
+
+    def matches(self, other: Platform) -> bool:
+        if (self.os, self.architecture) != (other.os, other.architecture):
+            return False
+        if self.variant and other.variant and self.variant != other.variant:
+            return not ({self.variant, other.variant} <= {"v8", ""})
+        return True
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@attrs.frozen
+class Descriptor:
+    mediaType: str
+    digest: str = attrs.field(validator=_check_digest)
+    size: int = attrs.field(validator=attrs.validators.ge(0))
+    annotations: dict[str, str] | None = None
+    platform: Platform | None = None
+    urls: list[str] | None = None
+    artifactType: str | None = None
+
+    @property
+    def ref_name(self) -> str | None:
+        return (self.annotations or {}).get("org.opencontainers.image.ref.name")
+
+    def with_annotations(self, annotations: dict[str, str] | None) -> Descriptor:
+        return attrs.evolve(self, annotations=annotations or None)
+
+
+converter = cattrs.Converter()
+_platform_overrides = {"os_version": override(rename="os.version", omit_if_default=True)}
+converter.register_unstructure_hook(
+    Platform,
+    make_dict_unstructure_fn(Platform, converter, _cattrs_omit_if_default=True, **_platform_overrides),
+)
+converter.register_structure_hook(
+    Platform, make_dict_structure_fn(Platform, converter, **_platform_overrides)
+)
+converter.register_unstructure_hook(
+    Descriptor, make_dict_unstructure_fn(Descriptor, converter, _cattrs_omit_if_default=True)
+)
+
+
+def to_dict(obj: Any) -> Any:
+    return converter.unstructure(obj)
+
+
+def descriptor(data: dict[str, Any]) -> Descriptor:
+    """Structure a descriptor dict (unknown keys are ignored)."""
+    try:
+        return converter.structure(data, Descriptor)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidReference(f"invalid descriptor {data!r}: {exc}") from None

@@ -1,0 +1,312 @@
+"""The bock-image command line: parse, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from .errors import ImageError, NotFound
+
+DEFAULT_ROOT_HELP = "$BOCK_IMAGE_ROOT or /var/lib/bock/images"
+
+
+def _json_list(text: str) -> list[str]:
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid JSON array: {exc}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise argparse.ArgumentTypeError("expected a JSON array of strings")
+        return value
+    return [text]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bock-image", description="OCI image store, registry client and bundle maker"
+    )
+    p.add_argument("--root", default=None, help=f"image store (default {DEFAULT_ROOT_HELP})")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    p.add_argument(
+        "--tls-verify", default="true", choices=("true", "false"), help="require TLS (except localhost)"
+    )
+    p.add_argument("--authfile", default=None, help="auth file (default: containers auth.json search order)")
+    p.add_argument("--platform", default=None, help="os/arch[/variant] to select from an index")
+    p.add_argument("--jobs", type=int, default=6, help="parallel blob transfers")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("pull", help="pull an image from a registry")
+    s.add_argument("ref")
+    s.add_argument("--name", help="local name (default: REF)")
+    s = sub.add_parser("push", help="push a local image to a registry")
+    s.add_argument("ref")
+    s.add_argument("dest", nargs="?")
+    s.add_argument("--chunk-size", type=int, default=None, help="chunked upload with this chunk size (bytes)")
+    s.add_argument(
+        "--mount-from", action="append", default=[], help="try a cross-repo mount from this repository"
+    )
+    sub.add_parser("list", aliases=["ls"], help="list local images")
+    s = sub.add_parser("inspect", help="inspect a local image (or a remote one with --remote or docker://)")
+    s.add_argument("ref")
+    s.add_argument("--remote", action="store_true")
+    s.add_argument("--raw", action="store_true", help="print the manifest only")
+    s.add_argument("--config", action="store_true", help="print the config only")
+    s = sub.add_parser("tags", help="list the tags of a remote repository")
+    s.add_argument("ref")
+    s = sub.add_parser("tag", help="give a local image another name")
+    s.add_argument("src")
+    s.add_argument("dest")
+    s = sub.add_parser("rm", help="remove local names (blobs go at the next gc)")
+    s.add_argument("refs", nargs="+")
+    sub.add_parser("gc", help="delete blobs and snapshots no name reaches")
+    sub.add_parser("verify", help="re-hash every blob and check every image is complete")
+    s = sub.add_parser("import", help="import a rootfs tarball or directory as a one-layer image")
+    s.add_argument("source")
+    s.add_argument("ref")
+    s.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip")
+    s.add_argument(
+        "--cmd",
+        type=_json_list,
+        default=None,
+        help='Cmd as a JSON array or one word, e.g. \'["sh", "-c", "id"]\'',
+    )
+    s.add_argument("--entrypoint", type=_json_list, default=None, help="Entrypoint, like --cmd")
+    s.add_argument("--env", action="append", default=[])
+    s.add_argument("--workdir", default=None)
+    s.add_argument("--user", default=None)
+    s.add_argument("--label", action="append", default=[], help="KEY=VALUE")
+    s.add_argument("--author", default=None)
+    s = sub.add_parser("export", help="write the flattened filesystem of an image as a tarball")
+    s.add_argument("ref")
+    s.add_argument("file")
+    s = sub.add_parser("save", help="write images to an oci-archive or docker-archive")
+    s.add_argument("refs", nargs="+")
+    s.add_argument("--output", "-o", required=True)
+    s.add_argument("--archive-format", choices=("oci-archive", "docker-archive"), default="oci-archive")
+    s = sub.add_parser("load", help="load an oci-archive or docker-archive (docker save)")
+    s.add_argument("file")
+    s.add_argument("ref", nargs="?")
+    s = sub.add_parser("bundle", help="write a runtime bundle (rootfs + config.json)")
+    s.add_argument("ref")
+    s.add_argument("dir")
+    s.add_argument("--rootfs-mode", choices=("auto", "overlay", "copy"), default="auto")
+    s.add_argument("--user", default=None)
+    s.add_argument("--env", action="append", default=None)
+    s.add_argument("--cwd", default=None)
+    s.add_argument("--hostname", default=None)
+    s.add_argument("--terminal", action="store_true")
+    s.add_argument("args", nargs="*", help="command replacing Cmd (after --)")
+    s = sub.add_parser("unbundle", help="unmount and delete a bundle made by `bundle`")
+    s.add_argument("dir")
+    s = sub.add_parser("login", help="store credentials for a registry")
+    s.add_argument("registry")
+    s.add_argument("--username", "-u")
+    s.add_argument("--password", "-p")
+    s.add_argument("--password-stdin", action="store_true")
+    s = sub.add_parser("logout", help="remove stored credentials")
+    s.add_argument("registry")
+    return p
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    elif text:
+        print(text)
+
+
+def _client(args: argparse.Namespace, **kw: Any):
+    from ._progress import Reporter
+    from ._registry import RegistryClient
+
+    return RegistryClient(
+        tls_verify=args.tls_verify == "true",
+        authfile=args.authfile,
+        jobs=args.jobs,
+        progress=Reporter(quiet=args.quiet or args.format == "json"),
+        **kw,
+    )
+
+
+def _config_from(args: argparse.Namespace) -> dict[str, Any]:
+    labels = dict(label.split("=", 1) for label in args.label)
+    return {
+        "Cmd": args.cmd,
+        "Entrypoint": args.entrypoint,
+        "Env": args.env,
+        "WorkingDir": args.workdir,
+        "User": args.user,
+        "Labels": labels,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._models import Platform, to_dict
+    from ._store import Store
+
+    platform = Platform.parse(args.platform) if args.platform else None
+    cmd = args.command
+    if cmd in ("login", "logout"):
+        from . import _auth
+        from ._reference import parse_reference
+
+        registry = (
+            parse_reference(f"{args.registry}/x/y").registry if "/" not in args.registry else args.registry
+        )
+        if cmd == "logout":
+            if not _auth.remove_credentials(registry, args.authfile):
+                raise NotFound(f"not logged in to {registry}")
+            _emit(args, {"registry": registry}, f"Removed login credentials for {registry}")
+            return 0
+        user = args.username or input("Username: ")
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = args.password if args.password is not None else getpass.getpass("Password: ")
+        creds = _auth.Credentials(user, password)
+        with _client(args) as client:
+            client.check_login(registry, creds)
+        path = _auth.save_credentials(registry, creds, args.authfile)
+        _emit(args, {"registry": registry, "authfile": str(path)}, "Login Succeeded!")
+        return 0
+    if cmd == "tags":
+        with _client(args) as client:
+            tags = client.tags(args.ref)
+        _emit(args, tags, "\n".join(tags))
+        return 0
+    from ._summary import summarize
+
+    if cmd == "inspect" and (args.remote or args.ref.startswith("docker://")):
+        with _client(args) as client:
+            info = client.inspect(args.ref.removeprefix("docker://"), platform)
+        data = (
+            info["Manifest"]
+            if args.raw
+            else info["Config"]
+            if args.config
+            else {k: v for k, v in info.items() if k not in ("Manifest", "Config")}
+        )
+        print(json.dumps(data, indent=2))
+        return 0
+    if cmd == "unbundle":
+        from ._bundle import remove_bundle
+
+        remove_bundle(args.dir)
+        return 0
+
+    store = Store(args.root)
+    if cmd == "pull":
+        with _client(args) as client:
+            desc = client.pull(store, args.ref, platform=platform, name=args.name)
+        _emit(args, to_dict(desc), desc.digest if args.quiet else "")
+    elif cmd == "push":
+        with _client(args, chunk_size=args.chunk_size) as client:
+            desc = client.push(store, args.ref, args.dest, mount_from=args.mount_from)
+        _emit(args, to_dict(desc), desc.digest if args.quiet else "")
+    elif cmd in ("list", "ls"):
+        rows = [{"name": n, **to_dict(d)} for n, d in store.images()]
+        text = "\n".join(f"{r['name'] or '<none>'}\t{r['digest']}\t{r['size']}" for r in rows)
+        _emit(args, rows, text)
+    elif cmd == "inspect":
+        desc = store.resolve(args.ref)
+        if args.raw:
+            print(json.dumps(store.read_json(desc), indent=2))
+            return 0
+        mdesc = store.manifest_descriptor(desc, platform)
+        manifest = store.manifest(mdesc)
+        config = store.config(mdesc)
+        if args.config:
+            print(json.dumps(config, indent=2))
+            return 0
+        info = summarize(desc.ref_name or args.ref, mdesc, manifest, config)
+        info["IndexDescriptor"] = to_dict(desc)
+        print(json.dumps(info, indent=2))
+    elif cmd == "tag":
+        desc = store.tag(args.src, args.dest)
+        _emit(args, to_dict(desc), "")
+    elif cmd == "rm":
+        for ref in args.refs:
+            desc = store.rm(ref)
+            _emit(args, {"removed": ref, "digest": desc.digest}, f"Untagged: {ref}")
+    elif cmd == "gc":
+        removed = store.gc()
+        _emit(args, removed, "\n".join(f"removed {d}" for d in removed))
+    elif cmd == "verify":
+        problems = store.verify()
+        _emit(args, problems, "\n".join(problems) or "ok")
+        return 1 if problems else 0
+    elif cmd == "import":
+        from ._layers import import_rootfs
+
+        desc = import_rootfs(
+            store,
+            args.source,
+            args.ref,
+            compression=args.compression,
+            config=_config_from(args),
+            platform=platform,
+            author=args.author,
+        )
+        _emit(args, to_dict(desc), desc.digest)
+    elif cmd == "export":
+        from ._archive import export_rootfs
+
+        export_rootfs(store, args.ref, args.file)
+    elif cmd == "save":
+        from ._archive import save_archive
+
+        save_archive(store, args.refs, args.output, args.archive_format)
+    elif cmd == "load":
+        from ._archive import load_archive
+
+        added = load_archive(store, args.file, args.ref)
+        _emit(
+            args,
+            [{"name": n, **to_dict(d)} for n, d in added],
+            "\n".join(f"Loaded image: {n or d.digest}" for n, d in added),
+        )
+    elif cmd == "bundle":
+        from ._bundle import bundle
+
+        overrides = {
+            "user": args.user,
+            "env": args.env,
+            "cwd": args.cwd,
+            "hostname": args.hostname,
+            "terminal": args.terminal,
+        }
+        if args.args:
+            overrides["args"] = args.args
+        b = bundle(
+            store,
+            args.ref,
+            args.dir,
+            rootfs_mode=args.rootfs_mode,
+            platform=platform,
+            **{k: v for k, v in overrides.items() if v not in (None, False)},
+        )
+        _emit(args, {"bundle": str(b.path), "rootfs": b.rootfs.mode}, "")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except ImageError as exc:
+        print(f"bock-image: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"bock-image: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

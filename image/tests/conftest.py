@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bock_image import Store, import_rootfs
+from helpers import FaultProxy, Registry, TokenIssuer, htpasswd_auth, make_busybox_rootfs
+
+BUSYBOX_CONFIG = {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> Path:
+    return make_busybox_rootfs(tmp_path_factory.mktemp("bb") / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def busybox_tarball(busybox_rootfs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bbtar") / "busybox.tar.gz"
+    subprocess.run(["tar", "-C", str(busybox_rootfs), "--numeric-owner", "-czf", str(out), "."], check=True)
+    return out
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def busybox_store(store, busybox_tarball) -> Store:
+    import_rootfs(store, busybox_tarball, "busybox:latest", config=BUSYBOX_CONFIG)
+    return store
+
+
+def run_cli(*args: str, root: Path | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "bock_image.cli"]
+    if root is not None:
+        cmd += ["--root", str(root)]
+    res = subprocess.run([*cmd, *args], capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
+    return res
+
+
+def spawn_cli(root: Path, *args: str, **kw) -> subprocess.Popen:
+    """Start bock-image in the background (for kill and concurrency tests)."""
+    return subprocess.Popen([sys.executable, "-m", "bock_image.cli", "--root", str(root), *args], **kw)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def registry(tmp_path):
+    reg = Registry(tmp_path / "registry")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def basic_registry(tmp_path):
+    base = tmp_path / "registry-basic"
+    reg = Registry(base, htpasswd_auth(base, {"alice": "s3cret"}))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def token_registry(tmp_path):
+    issuer = TokenIssuer(tmp_path / "token", "bob", "t0ken-pw")
+    reg = Registry(tmp_path / "registry-token", issuer.registry_auth())
+    reg.issuer = issuer
+    yield reg
+    reg.stop()
+    issuer.stop()
+
+
+@pytest.fixture
+def proxy(registry):
+    p = FaultProxy(registry.host)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def authfile(tmp_path, monkeypatch) -> Path:
+    """An isolated auth file; the user's real credentials are never read."""
+    path = tmp_path / "auth.json"
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    return path
+
+
+def runtime_binary() -> str:
+    return os.environ.get("BOCK_RUNTIME", "runc")

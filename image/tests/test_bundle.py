@@ -1,0 +1,207 @@
+"""Bundles: config.json from the image config (image-spec conversion rules) on a runc-like default
+spec; runs for real under the runtime in $BOCK_RUNTIME (default runc); umoci as conversion oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from bock_image import BundleError, Store, bundle, import_rootfs, remove_bundle, runtime_spec
+from conftest import BUSYBOX_CONFIG, runtime_binary
+
+pytestmark = pytest.mark.root
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _schema_dir() -> Path | None:
+    for candidate in (
+        REPO / "spec-schemas" / "runtime",
+        REPO.parent / "shared" / "oci-spec" / "runtime-spec-schema",
+        Path("/work/shared/oci-spec/runtime-spec-schema"),
+    ):
+        if (candidate / "config-schema.json").exists():
+            return candidate
+    return None
+
+
+def validate_runtime_config(spec: dict) -> None:
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    d = _schema_dir()
+    if d is None:
+        pytest.skip("no runtime-spec schema found (spec-schemas/ or shared/oci-spec/)")
+    base = "https://oci.schemas.test/"
+    resources = [
+        (base + p.name, Resource.from_contents(json.loads(p.read_text()), DRAFT4)) for p in d.glob("*.json")
+    ]
+    registry = Registry().with_resources(resources)
+    schema = {**json.loads((d / "config-schema.json").read_text()), "id": base + "config-schema.json"}
+    jsonschema.Draft4Validator(schema, registry=registry).validate(spec)
+
+
+def run_bundle(path: Path) -> subprocess.CompletedProcess:
+    cid = f"t-{uuid.uuid4().hex[:12]}"
+    try:
+        return subprocess.run(
+            [runtime_binary(), "run", "--bundle", str(path), cid], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        subprocess.run([runtime_binary(), "delete", "--force", cid], capture_output=True)
+
+
+@pytest.fixture
+def bundles(tmp_path):
+    made: list[Path] = []
+
+    def make(store, ref, name="bundle", **kw):
+        b = bundle(store, ref, tmp_path / name, **kw)
+        made.append(b.path)
+        return b
+
+    yield make
+    for p in made:
+        remove_bundle(p)
+
+
+@pytest.mark.parametrize("mode", ["overlay", "copy"])
+def test_bundle_runs_under_runtime(busybox_store, bundles, mode):
+    b = bundles(
+        busybox_store,
+        "busybox:latest",
+        rootfs_mode=mode,
+        user="alice",
+        args=["sh", "-c", "id; pwd; echo $PATH; echo $HOME; touch /tmp/w && echo wrote"],
+    )
+    assert b.rootfs.mode == mode
+    res = run_bundle(b.path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "uid=1000(alice) gid=1000(alice) groups=10(wheel)"
+    assert lines[1:] == [
+        "/",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "/home/alice",
+        "wrote",
+    ]
+    validate_runtime_config(json.loads((b.path / "config.json").read_text()))
+    if mode == "overlay":  # the write went to the bundle's upper dir, not the shared snapshot
+        snap = busybox_store.snapshot(busybox_store.layers("busybox:latest")[0])
+        assert not (snap / "tmp" / "w").exists()
+
+
+def test_cli_bundle_and_unbundle(busybox_store, tmp_path, cli):
+    d = tmp_path / "b"
+    cli("bundle", "busybox:latest", str(d), "--", "sh", "-c", "echo from-cli", root=busybox_store.root)
+    try:
+        res = run_bundle(d)
+        assert res.returncode == 0 and res.stdout == "from-cli\n", res.stderr
+    finally:
+        cli("unbundle", str(d))
+    assert not d.exists()
+
+
+def test_conversion_rules(busybox_rootfs, store):
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "author": "me",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo hi"],
+            "Env": ["FOO=bar"],
+            "WorkingDir": "/tmp",
+            "User": "alice:wheel",
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "Volumes": {"/data": {}},
+            "Labels": {"org.opencontainers.image.author": "label-wins", "x": "y"},
+            "StopSignal": "SIGUSR1",
+        },
+    }
+    spec = runtime_spec(config, busybox_rootfs)
+    p = spec["process"]
+    assert p["args"] == ["/bin/sh", "-c", "echo hi"]
+    assert p["env"][:2] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "FOO=bar"]
+    assert p["cwd"] == "/tmp"
+    assert p["user"] == {"uid": 1000, "gid": 10}  # explicit group: no supplementary groups
+    a = spec["annotations"]
+    assert a["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
+    assert a["org.opencontainers.image.volumes"] == "/data"
+    assert a["org.opencontainers.image.stopSignal"] == "SIGUSR1"
+    assert a["org.opencontainers.image.author"] == "label-wins" and a["x"] == "y"
+    assert a["org.opencontainers.image.architecture"] == "amd64"
+    # overrides: args replace Cmd, entrypoint override resets Cmd; Env PATH of the image wins
+    assert runtime_spec(config, busybox_rootfs, args=["echo x"])["process"]["args"] == [
+        "/bin/sh",
+        "-c",
+        "echo x",
+    ]
+    assert runtime_spec(config, busybox_rootfs, entrypoint=["id"])["process"]["args"] == ["id"]
+    config["config"]["Env"] = ["PATH=/only"]
+    assert runtime_spec(config, busybox_rootfs)["process"]["env"][0] == "PATH=/only"
+    assert runtime_spec(config, busybox_rootfs, user="1234")["process"]["user"] == {"uid": 1234, "gid": 0}
+    assert runtime_spec(config, busybox_rootfs, user="nobody")["process"]["user"] == {
+        "uid": 65534,
+        "gid": 65534,
+    }
+    with pytest.raises(BundleError, match="unable to find user ghost"):
+        runtime_spec(config, busybox_rootfs, user="ghost")
+    with pytest.raises(BundleError, match="unable to find group ghosts"):
+        runtime_spec(config, busybox_rootfs, user="alice:ghosts")
+    validate_runtime_config(spec)
+
+
+def test_passwd_symlink_cannot_leak_host_files(tmp_path, busybox_rootfs):
+    import shutil
+
+    root = tmp_path / "rootfs"
+    shutil.copytree(busybox_rootfs, root, symlinks=True)
+    (root / "etc" / "passwd").unlink()
+    host_passwd = tmp_path / "hostpasswd"
+    host_passwd.write_text("ghost:x:4242:4242::/:/bin/sh\n")
+    os.symlink(str(host_passwd), root / "etc" / "passwd")  # absolute: re-rooted inside the rootfs
+    with pytest.raises(BundleError, match="ghost"):
+        runtime_spec({"config": {"Cmd": ["sh"], "User": "ghost"}}, root)
+
+
+def test_matches_umoci_conversion(store, busybox_tarball, tmp_path, bundles):
+    cfg = {
+        "Entrypoint": ["/bin/sh"],
+        "Cmd": ["-c", "id"],
+        "Env": ["A=1"],
+        "WorkingDir": "/home/alice",
+        "User": "alice",
+    }
+    import_rootfs(store, busybox_tarball, "conv:latest", config=cfg)
+    ours = bundles(store, "conv:latest").spec
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store.root}:conv:latest", str(tmp_path / "umoci")],
+        check=True,
+        capture_output=True,
+    )
+    theirs = json.loads((tmp_path / "umoci" / "config.json").read_text())
+    for key in ("args", "cwd"):
+        assert ours["process"][key] == theirs["process"][key]
+    assert ours["process"]["user"]["uid"] == theirs["process"]["user"]["uid"]
+    assert ours["process"]["user"]["gid"] == theirs["process"]["user"]["gid"]
+    assert [e for e in theirs["process"]["env"] if not e.startswith(("TERM=", "HOME="))] == [
+        e for e in ours["process"]["env"] if not e.startswith("HOME=")
+    ]
+
+
+def test_image_without_command_is_an_error(store, busybox_tarball, tmp_path):
+    import_rootfs(store, busybox_tarball, "nocmd:latest")
+    for mode in ("copy", "overlay"):
+        with pytest.raises(BundleError, match="no command"):
+            bundle(store, "nocmd:latest", tmp_path / "b", rootfs_mode=mode)
+        assert not (tmp_path / "b").exists()
+
+
+def test_busybox_config_constant_is_used(busybox_store: Store):
+    assert busybox_store.config("busybox:latest")["config"]["Cmd"] == BUSYBOX_CONFIG["Cmd"]

@@ -1,0 +1,248 @@
+"""Layer unpacking: hostile layers are refused with the host untouched; whiteouts, opaque dirs,
+links, devices, modes, owners, mtimes and xattrs are applied, in overlay and copy rootfs modes;
+umoci is the oracle for the resulting tree."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from bock_image import Store, UnsafeLayer, new_config, release_rootfs, write_image, write_layer
+from helpers import TarBuilder
+
+pytestmark = pytest.mark.root
+MODES = ("overlay", "copy")
+
+
+def image(store: Store, ref: str, *layers: bytes) -> None:
+    descs, diffs = [], []
+    for data in layers:
+        import io
+
+        d, diff = write_layer(store, io.BytesIO(data), "gzip")
+        descs.append(d)
+        diffs.append(diff)
+    write_image(store, ref, new_config(diffs, config={"Cmd": ["sh"]}), descs)
+
+
+@pytest.fixture
+def host(tmp_path) -> Path:
+    """A directory standing for the host: hostile layers aim at it; it must stay as it is."""
+    h = tmp_path / "host"
+    h.mkdir()
+    (h / "secret").write_text("host secret\n")
+    return h
+
+
+def snapshot_of(host: Path) -> list[tuple[str, int, bytes]]:
+    out = []
+    for p in sorted(host.parent.rglob("*")):
+        if "store" in p.parts or "rootfs" in p.parts or p.name.startswith(".rootfs"):
+            continue
+        st = p.lstat()
+        out.append((str(p), st.st_mode, p.read_bytes() if p.is_file() and not p.is_symlink() else b""))
+    return out
+
+
+def hostile_layers(host: Path) -> dict[str, list[bytes]]:
+    return {
+        "dotdot": [TarBuilder().file("../escape", b"x").bytes()],
+        "dotdot-deep": [TarBuilder().dir("a").file("a/../../escape", b"x").bytes()],
+        "absolute": [TarBuilder().file(f"{host}/abs", b"x").bytes()],
+        "abs-symlink-then-write": [TarBuilder().symlink("evil", str(host)).file("evil/pwned", b"x").bytes()],
+        "rel-symlink-escape": [
+            TarBuilder().symlink("evil", "../" * 8 + str(host)).file("evil/pwned", b"x").bytes()
+        ],
+        "symlink-chain": [
+            TarBuilder().symlink("a", "b").symlink("b", str(host)).file("a/pwned", b"x").bytes()
+        ],
+        "hardlink-out-dotdot": [TarBuilder().hardlink("link", "../host/secret").bytes()],
+        "hardlink-out-abs": [TarBuilder().hardlink("link", f"{host}/secret").bytes()],
+        "hardlink-through-symlink": [
+            TarBuilder().symlink("d", str(host)).hardlink("link", "d/secret").bytes()
+        ],
+        "symlink-planted-by-lower-layer": [
+            TarBuilder().symlink("evil", str(host)).bytes(),
+            TarBuilder().file("evil/pwned", b"x").bytes(),
+        ],
+        "whiteout-dotdot": [TarBuilder().file("../.wh.host", b"").bytes()],
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "case",
+    [
+        "dotdot",
+        "dotdot-deep",
+        "absolute",
+        "abs-symlink-then-write",
+        "rel-symlink-escape",
+        "symlink-chain",
+        "hardlink-out-dotdot",
+        "hardlink-out-abs",
+        "hardlink-through-symlink",
+        "symlink-planted-by-lower-layer",
+        "whiteout-dotdot",
+    ],
+)
+def test_hostile_layer_refused_host_untouched(tmp_path, host, case, mode):
+    store = Store(tmp_path / "store")
+    image(store, "evil:latest", *hostile_layers(host)[case])
+    before = snapshot_of(host)
+    dest = tmp_path / "rootfs"
+    with pytest.raises(UnsafeLayer):
+        store.rootfs("evil:latest", dest, mode=mode)
+    assert snapshot_of(host) == before
+    assert not (tmp_path / "escape").exists() and not (host / "pwned").exists()
+    assert not os.path.ismount(dest)
+    leftovers = [p.name for p in (store.root / ".bock" / "snapshots").iterdir() if p.name.startswith(".tmp")]
+    assert leftovers == []
+    if dest.exists():
+        release_rootfs(dest)
+
+
+def test_hostile_layer_cli_bundle_fails_cleanly(tmp_path, host, cli):
+    store = Store(tmp_path / "store")
+    image(store, "evil:latest", *hostile_layers(host)["abs-symlink-then-write"])
+    res = cli("bundle", "evil:latest", str(tmp_path / "bundle"), root=store.root, check=False)
+    assert res.returncode == 1 and "symlink evil" in res.stderr
+    assert not (host / "pwned").exists()
+    assert not os.path.ismount(tmp_path / "bundle" / "rootfs")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_file_replacing_symlink_does_not_write_through(tmp_path, host, mode):
+    store = Store(tmp_path / "store")
+    image(
+        store,
+        "x:latest",
+        TarBuilder().symlink("f", f"{host}/secret").bytes(),
+        TarBuilder().file("f", b"mine").bytes(),
+    )
+    rootfs = store.rootfs("x:latest", tmp_path / "rootfs", mode=mode)
+    try:
+        assert (rootfs.path / "f").read_bytes() == b"mine" and not (rootfs.path / "f").is_symlink()
+        assert (host / "secret").read_text() == "host secret\n"
+    finally:
+        release_rootfs(rootfs.path)
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """A comparable description of a tree: type, mode, owner, size/content, link target, rdev."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            rel = str(p.relative_to(root))
+            extra: object = None
+            if stat.S_ISLNK(st.st_mode):
+                extra = os.readlink(p)
+            elif stat.S_ISREG(st.st_mode):
+                extra = p.read_bytes()
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                extra = st.st_rdev
+            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, extra)
+    return out
+
+
+def rich_layers() -> list[bytes]:
+    lower = (
+        TarBuilder()
+        .dir("etc", mode=0o755)
+        .file("etc/keep", b"keep", uid=1234, gid=4321, mode=0o640)
+        .file("etc/gone", b"gone")
+        .dir("d")
+        .file("d/old1", b"1")
+        .dir("d/sub")
+        .file("d/sub/old2", b"2")
+        .dir("usr")
+        .dir("usr/lib")
+        .symlink("lib", "usr/lib")
+        .file("usr/lib/base.so", b"base", mode=0o755)
+        .file("setuid", b"#!", mode=0o4755)
+        .bytes()
+    )
+    upper = (
+        TarBuilder()
+        .file("etc/.wh.gone")
+        .file("d/new", b"new")
+        .file("d/.wh..wh..opq")  # after d/new in the stream: must not hide it
+        .file("lib/added.so", b"through the in-root symlink")
+        .hardlink("usr/lib/base-link.so", "usr/lib/base.so")  # to a lower layer's file
+        .device("dev-null", 1, 3)
+        .device("blk", 7, 0, char=False, mode=0o660)
+        .fifo("pipe", mode=0o600)
+        .file("x", b"x", pax_headers={"SCHILY.xattr.user.bock": "yes"}, mtime=1_234_567_890)
+        .file("tmpdir-file", b"t", mode=0o1777)
+        .bytes()
+    )
+    return [lower, upper]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layers_applied_correctly(tmp_path, mode):
+    store = Store(tmp_path / "store")
+    image(store, "rich:latest", *rich_layers())
+    rootfs = store.rootfs("rich:latest", tmp_path / "rootfs", mode=mode)
+    try:
+        assert rootfs.mode == mode
+        r = rootfs.path
+        assert (r / "etc" / "keep").read_bytes() == b"keep"
+        assert not (r / "etc" / "gone").exists() and not (r / "etc" / ".wh.gone").exists()
+        assert sorted(os.listdir(r / "d")) == ["new"]
+        assert (r / "usr" / "lib" / "added.so").read_bytes() == b"through the in-root symlink"
+        assert (r / "lib").is_symlink()
+        assert (r / "usr" / "lib" / "base-link.so").read_bytes() == b"base"
+        st = (r / "etc" / "keep").stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 4321, 0o640)
+        assert stat.S_IMODE((r / "setuid").stat().st_mode) == 0o4755
+        dev = (r / "dev-null").lstat()
+        assert stat.S_ISCHR(dev.st_mode) and os.major(dev.st_rdev) == 1 and os.minor(dev.st_rdev) == 3
+        assert stat.S_ISBLK((r / "blk").lstat().st_mode)
+        assert stat.S_ISFIFO((r / "pipe").lstat().st_mode)
+        assert os.getxattr(r / "x", "user.bock") == b"yes"
+        assert (r / "x").stat().st_mtime == 1_234_567_890
+    finally:
+        release_rootfs(rootfs.path)
+
+
+def test_overlay_and_copy_agree_and_match_umoci(tmp_path):
+    store = Store(tmp_path / "store")
+    image(store, "rich:latest", *rich_layers())
+    trees = {}
+    for mode in MODES:
+        rootfs = store.rootfs("rich:latest", tmp_path / f"rootfs-{mode}", mode=mode)
+        try:
+            trees[mode] = tree(rootfs.path)
+        finally:
+            release_rootfs(rootfs.path)
+    assert trees["overlay"] == trees["copy"]
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store.root}:rich:latest", str(tmp_path / "umoci")],
+        check=True,
+        capture_output=True,
+    )
+    oracle = tree(tmp_path / "umoci" / "rootfs")
+    # hardlinked pairs: umoci keeps the link in the upper layer (same inode); so do we
+    assert oracle == trees["copy"]
+
+
+def test_snapshot_reused_and_gc_removes_it(tmp_path):
+    store = Store(tmp_path / "store")
+    image(store, "one:latest", TarBuilder().file("a", b"a").bytes())
+    layer = store.layers("one:latest")[0]
+    snap = store.snapshot(layer)
+    inode = snap.stat().st_ino
+    for i in range(2):
+        r = store.rootfs("one:latest", tmp_path / f"r{i}", mode="overlay")
+        (r.path / "written").write_text("upper only")
+        release_rootfs(r.path)
+    assert store.snapshot(layer).stat().st_ino == inode and not (snap / "written").exists()
+    store.rm("one:latest")
+    store.gc()
+    assert not snap.exists()
