@@ -12,7 +12,9 @@ from .errors import InterpolationError
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 
 
-def _braced(s: str, i: int, env: Mapping[str, str], warn: Callable[[str], None], where: str) -> tuple[str, int]:
+def _braced(
+    s: str, i: int, env: Mapping[str, str], warn: Callable[[str], None], where: str
+) -> tuple[str, int]:
     """s[i] is just after '${'; returns (value, index after the closing brace)."""
     m = _NAME.match(s, i)
     if not m:

@@ -17,8 +17,12 @@ from ._yaml import LineDict, Override, Reset, load_yaml
 from .errors import ConfigError
 
 CANDIDATES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml",
-             "docker-compose.override.yml")
+OVERRIDES = (
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+)
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -37,7 +41,9 @@ def find_files(start: str) -> list[str]:
                 return out
         parent = os.path.dirname(d)
         if parent == d:
-            raise ConfigError(f"no configuration file provided: not found (looked for {', '.join(CANDIDATES)})")
+            raise ConfigError(
+                f"no configuration file provided: not found (looked for {', '.join(CANDIDATES)})"
+            )
         d = parent
 
 
@@ -106,11 +112,11 @@ class _Loader:
         marker = (target_path, ext["service"])
         if marker in seen or marker == (path, name):
             chain = " -> ".join(f"{os.path.basename(p)}:{s}" for p, s in seen + (marker,))
-            raise ConfigError(f"{svc.where('extends') if isinstance(svc, LineDict) else path}: "
-                              f"circular extends: {chain}")
+            raise ConfigError(
+                f"{svc.where('extends') if isinstance(svc, LineDict) else path}: circular extends: {chain}"
+            )
         target_doc = self.load_file(target_path) if ext_file else doc
         base = self.resolve_extends(target_path, target_doc, ext["service"], seen + ((path, name),))
-        base.pop("depends_on", None) if False else None
         own = {k: v for k, v in svc.items() if k != "extends"}
         return _merge.merge(base, own, ("services", name))
 
@@ -135,8 +141,12 @@ class _Loader:
                 raise ConfigError(f"{doc.where('include')}: include cycle through {paths[0]}")
             inc_env = dict(self.env)
             env_files = item.get("env_file")
-            proj_dir = os.path.normpath(os.path.join(base, item.get("project_directory", os.path.dirname(paths[0]))))
-            env_files = ([env_files] if isinstance(env_files, str) else env_files) or [os.path.join(proj_dir, ".env")]
+            proj_dir = os.path.normpath(
+                os.path.join(base, item.get("project_directory", os.path.dirname(paths[0])))
+            )
+            env_files = ([env_files] if isinstance(env_files, str) else env_files) or [
+                os.path.join(proj_dir, ".env")
+            ]
             for ef in env_files:
                 ef = os.path.normpath(os.path.join(base, ef))
                 if os.path.isfile(ef):
@@ -148,8 +158,10 @@ class _Loader:
             for sect in ("services", "networks", "volumes", "configs", "secrets"):
                 for k, v in (merged.get(sect) or {}).items():
                     if k in (out.get(sect) or {}):
-                        raise ConfigError(f"{doc.where('include')}: {sect[:-1]} {k!r} from {paths[0]} "
-                                          f"conflicts with one defined in {path}")
+                        raise ConfigError(
+                            f"{doc.where('include')}: {sect[:-1]} {k!r} from {paths[0]} "
+                            f"conflicts with one defined in {path}"
+                        )
                     out.setdefault(sect, {})[k] = v
         return out
 
@@ -167,8 +179,11 @@ def load_project(
 ) -> Project:
     environ = dict(os.environ if environ is None else environ)
     warn = warn or (lambda m: print(f"WARN[0000] {m}", file=sys.stderr))
-    files = list(files) or (environ.get("COMPOSE_FILE", "").split(os.pathsep) if environ.get("COMPOSE_FILE")
-                            else find_files(project_directory or os.getcwd()))
+    files = list(files) or (
+        environ.get("COMPOSE_FILE", "").split(os.pathsep)
+        if environ.get("COMPOSE_FILE")
+        else find_files(project_directory or os.getcwd())
+    )
     files = [f if f == "-" else os.path.abspath(f) for f in files]
     workdir = os.path.abspath(project_directory or (os.path.dirname(files[0]) if files[0] != "-" else "."))
     # .env / --env-file: the shell's environment wins
@@ -191,8 +206,10 @@ def load_project(
     name = project_name or env.get("COMPOSE_PROJECT_NAME") or model.get("name") or os.path.basename(workdir)
     name = normalize_project_name(name) if not project_name else name
     if not _NAME_OK.match(name or ""):
-        raise ConfigError(f"invalid project name {name!r}: must contain only lowercase letters, digits, "
-                          "dashes and underscores, and start with a letter or digit")
+        raise ConfigError(
+            f"invalid project name {name!r}: must contain only lowercase letters, digits, "
+            "dashes and underscores, and start with a letter or digit"
+        )
     if not profiles and env.get("COMPOSE_PROFILES"):
         profiles = [p for p in env["COMPOSE_PROFILES"].split(",") if p]
     all_services = {k: dict(v or {}) for k, v in (model.get("services") or {}).items()}
@@ -240,16 +257,20 @@ def _check_model(project: Project) -> None:
         if svc.get("networks"):
             for net in svc["networks"]:
                 if net != "default" and net not in project.networks:
-                    raise ConfigError(f"service {name!r} refers to undefined network {net}: invalid compose project")
+                    raise ConfigError(
+                        f"service {name!r} refers to undefined network {net}: invalid compose project"
+                    )
                 uses_default |= net == "default"
         elif not nm:
             uses_default = True
         for v in svc.get("volumes") or []:
             if v.get("type") == "volume" and v.get("source") and v["source"] not in project.volumes:
-                raise ConfigError(f"service {name!r} refers to undefined volume {v['source']}: invalid compose project")
-        if svc.get("scale") is not None and (svc.get("deploy") or {}).get("replicas") is not None:
-            if int(svc["scale"]) != int(svc["deploy"]["replicas"]):
-                raise ConfigError(f"service {name!r}: scale and deploy.replicas disagree")
+                raise ConfigError(
+                    f"service {name!r} refers to undefined volume {v['source']}: invalid compose project"
+                )
+        replicas = (svc.get("deploy") or {}).get("replicas")
+        if svc.get("scale") is not None and replicas is not None and int(svc["scale"]) != int(replicas):
+            raise ConfigError(f"service {name!r}: scale and deploy.replicas disagree")
     if uses_default:
         project.networks.setdefault("default", {})
     check_acyclic(project.deps())

@@ -16,7 +16,12 @@ def _unique_key(section: str, item: Any) -> Any:
     if not isinstance(item, dict):
         return repr(item)
     if section == "ports":
-        return (item.get("host_ip", ""), item.get("target"), item.get("published"), item.get("protocol", "tcp"))
+        return (
+            item.get("host_ip", ""),
+            item.get("target"),
+            item.get("published"),
+            item.get("protocol", "tcp"),
+        )
     if section in ("volumes", "secrets", "configs"):
         return item.get("target") or item.get("source") or repr(item)
     return repr(item)
@@ -52,7 +57,7 @@ def merge(base: Any, over: Any, path: tuple[str, ...] = ()) -> Any:
                     index[key] = len(out)
                     out.append(clean(item))
             return out
-        if path[-1:] and path[-1] == "test" or path[-1:] and path[-1] in ("command", "entrypoint"):
+        if (path[-1:] and path[-1] == "test") or (path[-1:] and path[-1] in ("command", "entrypoint")):
             return clean(over)
         return list(base) + [clean(v) for v in over if not isinstance(v, Reset)]
     return clean(over)

@@ -37,7 +37,7 @@ class Project:
         return out
 
     def deps(self) -> dict[str, list[str]]:
-        return {n: list((s.get("depends_on") or {})) for n, s in self.services.items()}
+        return {n: list(s.get("depends_on") or {}) for n, s in self.services.items()}
 
     def network_name(self, key: str) -> str:
         net = self.networks.get(key) or {}

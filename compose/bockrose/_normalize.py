@@ -13,8 +13,18 @@ from .errors import ConfigError
 
 def _kv_list(value: Any, where: str, sep: str = "=") -> dict[str, Any]:
     if isinstance(value, dict):
-        return {str(k): (None if v is None else v if isinstance(v, (Reset, Override)) else str(v)
-                         if not isinstance(v, bool) else str(v).lower()) for k, v in value.items()}
+        return {
+            str(k): (
+                None
+                if v is None
+                else v
+                if isinstance(v, (Reset, Override))
+                else str(v)
+                if not isinstance(v, bool)
+                else str(v).lower()
+            )
+            for k, v in value.items()
+        }
     out: dict[str, Any] = {}
     for item in value or []:
         if not isinstance(item, str):
@@ -133,12 +143,17 @@ def normalize_service(name: str, svc: Any, base: str) -> dict[str, Any]:
         v = plain("depends_on")
         if isinstance(v, list):
             v = {d: {} for d in v}
-        put("depends_on", {
-            d: {"condition": (c or {}).get("condition", "service_started"),
-                "required": _truthy((c or {}).get("required", True)),
-                **({"restart": _truthy(c["restart"])} if c and "restart" in c else {})}
-            for d, c in v.items()
-        })
+        put(
+            "depends_on",
+            {
+                d: {
+                    "condition": (c or {}).get("condition", "service_started"),
+                    "required": _truthy((c or {}).get("required", True)),
+                    **({"restart": _truthy(c["restart"])} if c and "restart" in c else {}),
+                }
+                for d, c in v.items()
+            },
+        )
     if "networks" in s and not isinstance(s["networks"], Reset):
         v = plain("networks")
         if isinstance(v, list):
@@ -167,11 +182,16 @@ def normalize_service(name: str, svc: Any, base: str) -> dict[str, Any]:
     if "env_file" in s and not isinstance(s["env_file"], Reset):
         v = plain("env_file")
         items = [v] if isinstance(v, str) else v or []
-        put("env_file", [
-            {"path": os.path.normpath(os.path.join(base, x if isinstance(x, str) else x["path"])),
-             "required": True if isinstance(x, str) else _truthy(x.get("required", True))}
-            for x in items
-        ])
+        put(
+            "env_file",
+            [
+                {
+                    "path": os.path.normpath(os.path.join(base, x if isinstance(x, str) else x["path"])),
+                    "required": True if isinstance(x, str) else _truthy(x.get("required", True)),
+                }
+                for x in items
+            ],
+        )
     if "tmpfs" in s and isinstance(s["tmpfs"], str):
         s["tmpfs"] = [s["tmpfs"]]
     for key in ("dns", "dns_search", "dns_opt"):

@@ -14,7 +14,7 @@ from .errors import ConfigError
 class LineDict(dict):
     """A dict that knows the source line of each of its keys (``where(key)``)."""
 
-    __slots__ = ("lines", "file", "line")
+    __slots__ = ("file", "line", "lines")
 
     def where(self, key: Any = None) -> str:
         line = self.lines.get(key, self.line) if key is not None else self.line

@@ -52,11 +52,32 @@ BUILD = one(
     obj(
         {
             k: ANY
-            for k in (
-                "context dockerfile dockerfile_inline args ssh cache_from cache_to additional_contexts "
-                "entitlements extra_hosts isolation labels network no_cache platforms privileged provenance "
-                "pull sbom secrets shm_size tags target ulimits"
-            ).split()
+            for k in [
+                "context",
+                "dockerfile",
+                "dockerfile_inline",
+                "args",
+                "ssh",
+                "cache_from",
+                "cache_to",
+                "additional_contexts",
+                "entitlements",
+                "extra_hosts",
+                "isolation",
+                "labels",
+                "network",
+                "no_cache",
+                "platforms",
+                "privileged",
+                "provenance",
+                "pull",
+                "sbom",
+                "secrets",
+                "shm_size",
+                "tags",
+                "target",
+                "ulimits",
+            ]
         }
     ),
 )
@@ -113,10 +134,17 @@ SERVICE_NET = one(
             obj(
                 {
                     k: ANY
-                    for k in (
-                        "aliases interface_name ipv4_address ipv6_address link_local_ips mac_address "
-                        "driver_opts priority gw_priority"
-                    ).split()
+                    for k in [
+                        "aliases",
+                        "interface_name",
+                        "ipv4_address",
+                        "ipv6_address",
+                        "link_local_ips",
+                        "mac_address",
+                        "driver_opts",
+                        "priority",
+                        "gw_priority",
+                    ]
                 }
             ),
         ),
@@ -128,23 +156,90 @@ DEPENDS_ON = one(
         "type": "object",
         "additionalProperties": obj(
             {
-                "condition": {"enum": ["service_started", "service_healthy", "service_completed_successfully"]},
+                "condition": {
+                    "enum": ["service_started", "service_healthy", "service_completed_successfully"]
+                },
                 "required": BOOL,
                 "restart": BOOL,
             }
         ),
     },
 )
-SERVICE_KEYS = (
-    "annotations attach blkio_config cpu_count cpu_percent cpu_shares cpu_period cpu_quota cpu_rt_runtime "
-    "cpu_rt_period cpus cpuset cgroup cgroup_parent configs container_name credential_spec develop "
-    "device_cgroup_rules devices dns dns_opt dns_search domainname env_file expose external_links extra_hosts "
-    "gpus group_add hostname init ipc isolation label_file links logging mac_address mem_limit mem_reservation "
-    "mem_swappiness memswap_limit models oom_kill_disable oom_score_adj pid pids_limit platform post_start "
-    "pre_start pre_stop privileged provider pull_policy read_only runtime secrets security_opt shm_size "
-    "stdin_open stop_grace_period stop_signal storage_opt sysctls tmpfs tty ulimits use_api_socket user "
-    "userns_mode uts volumes_from working_dir"
-).split()
+SERVICE_KEYS = [
+    "annotations",
+    "attach",
+    "blkio_config",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_shares",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "cpus",
+    "cpuset",
+    "cgroup",
+    "cgroup_parent",
+    "configs",
+    "container_name",
+    "credential_spec",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "env_file",
+    "expose",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "hostname",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "post_start",
+    "pre_start",
+    "pre_stop",
+    "privileged",
+    "provider",
+    "pull_policy",
+    "read_only",
+    "runtime",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes_from",
+    "working_dir",
+]
 SERVICE = obj(
     {
         **{k: ANY for k in SERVICE_KEYS},
@@ -228,8 +323,11 @@ SCHEMA = {
             "version": STR,
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
             "include": INCLUDE,
-            "services": {"type": "object", "patternProperties": {"^[a-zA-Z0-9._-]+$": SERVICE},
-                         "additionalProperties": False},
+            "services": {
+                "type": "object",
+                "patternProperties": {"^[a-zA-Z0-9._-]+$": SERVICE},
+                "additionalProperties": False,
+            },
             "networks": {"type": "object", "additionalProperties": NETWORK},
             "volumes": {"type": "object", "additionalProperties": VOLUME},
             "configs": {"type": "object", "additionalProperties": CONFIG_OR_SECRET},
