@@ -407,6 +407,11 @@ class Monitor:
             self.exited[c.name] = ev
             gen = self.generation.get(c.name, 0) + 1
             self.generation[c.name] = gen
+        with self.lock:
+            c.exit_code = None
+            c.status = "created"
+            c.started_at = time.time()
+            c.explicitly_stopped = False
         out_fd, err_fd = self._open_fifos(c)
         pid_file = os.path.join(cdir, "init.pid")
         with contextlib.suppress(FileNotFoundError):
@@ -432,9 +437,6 @@ class Monitor:
         with self.lock:
             if not ev.is_set():
                 c.status = "running"
-            c.started_at = time.time()
-            c.exit_code = None
-            c.explicitly_stopped = False
             svc = self._service_of(c)
             if self._healthcheck(svc):
                 c.health = "starting"
@@ -949,7 +951,7 @@ class Monitor:
         self.quit.set()
         self.dns.close()
         _remove_tree(self.pdir)
-        return {"exit": True}
+        return {"exit": True, "pid": os.getpid()}
 
     def op_stop(self, req, emit):
         def stop(c: ContainerState) -> None:
@@ -1095,6 +1097,7 @@ class Monitor:
     # -- serving ---------------------------------------------------------------------------
     def serve(self, sock: socket.socket) -> None:
         sock.settimeout(0.5)
+        clients: list[threading.Thread] = []
         while not self.quit.is_set():
             try:
                 conn, _ = sock.accept()
@@ -1102,8 +1105,13 @@ class Monitor:
                 continue
             except OSError:
                 break
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+            t = threading.Thread(target=self._client, args=(conn,), daemon=True)
+            t.start()
+            clients.append(t)
+            clients[:] = [c for c in clients if c.is_alive()]
         sock.close()
+        for t in clients:  # the answer to `down` is still being written
+            t.join(10)
 
     def _client(self, conn: socket.socket) -> None:
         f = conn.makefile("rwb")

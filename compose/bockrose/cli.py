@@ -371,14 +371,21 @@ class App:
     def cmd_down(self) -> int:
         a = self.args
         from ._engine import monitor_call
-        from ._state import load_state
+        from ._state import load_state, pid_alive
 
         name = self.project_name()
-        if load_state(self.opts.root, name) is None:
+        st = load_state(self.opts.root, name)
+        if st is None:
             return 0
-        monitor_call(
-            name, self.opts, {"op": "down", "volumes": a.volumes, "timeout": a.timeout}, self.progress
+        res = (
+            monitor_call(
+                name, self.opts, {"op": "down", "volumes": a.volumes, "timeout": a.timeout}, self.progress
+            )
+            or {}
         )
+        deadline = time.monotonic() + 10
+        while pid_alive(res.get("pid", 0)) and time.monotonic() < deadline:  # down leaves no monitor either
+            time.sleep(0.01)
         return 0
 
     def cmd_ps(self) -> int:
