@@ -43,6 +43,7 @@ from ._state import (
 from .errors import ComposeError, DependencyError, MonitorError
 
 PR_SET_CHILD_SUBREAPER = 36
+TRACE = os.environ.get("BOCKROSE_TRACE")  # a file to append phase timings to
 BACKOFF_START = 0.1
 BACKOFF_MAX = 30.0
 
@@ -231,6 +232,7 @@ class Monitor:
         bundle = os.path.join(cdir, "bundle")
         try:
             env = [f"{k}={v}" for k, v in (svc.get("environment") or {}).items() if v is not None]
+            t = time.perf_counter()
             b = bock_image.bundle(
                 self.store(),
                 image,
@@ -243,6 +245,7 @@ class Monitor:
                 hostname=svc.get("hostname") or name[:63],
             )
             spec = b.spec
+            t = self.trace(name, "bundle", t)
             c.command = list(spec["process"]["args"])
             mode = svc.get("network_mode") or ""
             netns_path = None
@@ -264,6 +267,7 @@ class Monitor:
             elif mode != "host":
                 c.netns = _network.netns_name(name, nonce)
                 netns_path = _network.create_netns(c.netns)
+                t = self.trace(name, "netns", t)
                 nets = service_networks(self._project_networks, svc) if mode != "none" else {}
                 for i, (key, opts) in enumerate(
                     sorted(nets.items(), key=lambda kv: -int((kv[1] or {}).get("priority", 0) or 0))
@@ -333,6 +337,7 @@ class Monitor:
                 hostname=hostname,
             )
             _spec.write_spec(bundle, spec)
+            t = self.trace(name, "attach+spec", t)
             with open(os.path.join(cdir, "service.json"), "w") as f:
                 json.dump(svc, f)
             self.event("create", c)
@@ -417,7 +422,9 @@ class Monitor:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(pid_file)
         try:
+            t = time.perf_counter()
             self.runtime.create(c.name, os.path.join(cdir, "bundle"), pid_file, out_fd, err_fd)
+            self.trace(c.name, "runtime create", t)
         except ComposeError as exc:
             ev.set()
             time.sleep(0.3)
@@ -430,7 +437,9 @@ class Monitor:
         c.pid = pid
         _proc.on_exit(pid, lambda code, n=c.name, g=gen: self._on_exit(n, g, code))
         try:
+            t = time.perf_counter()
             self.runtime.start(c.name)
+            self.trace(c.name, "runtime start", t)
         except ComposeError:
             self.runtime.delete(c.name)
             raise
@@ -535,6 +544,14 @@ class Monitor:
             with self.lock:
                 c.status = "exited"
                 self.save()
+
+    def trace(self, name: str, what: str, t0: float) -> float:
+        """BOCKROSE_TRACE=1: phase durations in monitor.log (for the benchmark's breakdown)."""
+        now = time.perf_counter()
+        if TRACE:
+            with open(TRACE, "a") as f:
+                f.write(f"{time.time():.3f} {name} {what.replace(' ', '_')} {(now - t0) * 1000:.1f}\n")
+        return now
 
     def _log_note(self, msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
@@ -681,11 +698,11 @@ class Monitor:
                 with contextlib.suppress(ComposeError):
                     self.runtime.resume(c.name)
             if grace > 0:
-                self.runtime.kill(name, signal_name or _spec.stop_signal(svc, {}))
+                self.signal(c, signal_name or _spec.stop_signal(svc, {}))
                 if ev is not None:
                     ev.wait(grace)
             if ev is None or not ev.is_set():
-                self.runtime.kill(name, "SIGKILL")
+                self.signal(c, "SIGKILL")
                 if ev is not None and not ev.wait(10):
                     self._log_note(f"{name} did not exit after SIGKILL")
             self.event("stop", c)
@@ -696,25 +713,59 @@ class Monitor:
                     c.status = "exited"
             self.save()
 
+    def signal(self, c: ContainerState, sig: str) -> None:
+        """Signal the container's init through a pidfd (no runtime process, no pid reuse race);
+        the runtime's `kill` when that is not possible."""
+        num = _signal_number(sig)
+        if c.pid and num is not None:
+            try:
+                fd = os.pidfd_open(c.pid)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    signal.pidfd_send_signal(fd, num)
+                    return
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        self.runtime.kill(c.name, sig)
+
     def remove_container(self, name: str, timeout: float | None) -> None:
         import bock_image
 
+        t = time.perf_counter()
         self.stop_container(name, timeout, explicit=True)
+        self.trace(name, "stop", t)
         with self.lock:
             c = self.state.containers.get(name)
             self.generation[name] = self.generation.get(name, 0) + 1
-        self.runtime.delete(name)
         cdir = container_dir(self.root, self.name, name)
         bundle = os.path.join(cdir, "bundle")
-        if os.path.exists(bundle):
-            with contextlib.suppress(Exception):
-                bock_image.remove_bundle(bundle)
-        if c is not None:
-            if c.netns:
-                _network.remove_netns(c.netns)
-            for v in c.veths:
-                _network.delete_link(v)
+
+        def unbundle() -> None:
+            if os.path.exists(bundle):
+                with contextlib.suppress(Exception):
+                    bock_image.remove_bundle(bundle)
+
+        def unnet() -> None:
+            if c is not None:
+                if c.netns:
+                    _network.remove_netns(c.netns)
+                for v in c.veths:
+                    _network.delete_link(v)
+
+        # the runtime's delete, the rootfs unmount and the netns removal are independent
+        helpers = [threading.Thread(target=f, daemon=True) for f in (unbundle, unnet)]
+        for h in helpers:
+            h.start()
+        self.runtime.delete(name)
+        for h in helpers:
+            h.join()
+        t = self.trace(name, "delete+unbundle+unnet", t)
         _remove_tree(cdir)
+        self.trace(name, "rm dir", t)
         with self.lock:
             if c is not None:
                 self.state.containers.pop(name, None)
@@ -1148,14 +1199,44 @@ class _NetView:
         self.networks = networks
 
 
-def _remove_tree(path: str) -> None:
-    import shutil
+def _signal_number(sig: str) -> int | None:
+    s = str(sig).upper()
+    if s.isdigit():
+        return int(s)
+    try:
+        return int(signal.Signals(s if s.startswith("SIG") else "SIG" + s))
+    except ValueError:
+        return None
 
-    if os.path.lexists(path):
-        # one file system only: never walk into a mount left behind
-        _proc.run(["rm", "-rf", "--one-file-system", "--", path]) if _proc._reaper_started else shutil.rmtree(
-            path, ignore_errors=True
-        )
+
+def _remove_tree(path: str) -> None:
+    """rm -rf that stays on one file system: a mount left below path is never walked into."""
+    import stat as _stat
+
+    try:
+        top = os.lstat(path)
+    except FileNotFoundError:
+        return
+
+    def rm(p: str, dev: int) -> None:
+        with os.scandir(p) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    if e.stat(follow_symlinks=False).st_dev != dev or os.path.ismount(e.path):
+                        continue
+                    rm(e.path, dev)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(e.path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(e.path)
+
+    if _stat.S_ISDIR(top.st_mode):
+        rm(path, top.st_dev)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    else:
+        os.unlink(path)
 
 
 def _subreaper() -> None:
