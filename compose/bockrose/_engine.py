@@ -55,6 +55,48 @@ def prepare_services(project: Project) -> dict[str, dict[str, Any]]:
     return out
 
 
+def service_files(project: Project) -> dict[str, list[dict[str, Any]]]:
+    """configs and secrets of each service, resolved to their content: mounted read-only as files
+    (configs at /<name> by default, secrets at /run/secrets/<name>)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, svc in project.services.items():
+        for kind, default_dir in (("configs", "/"), ("secrets", "/run/secrets/")):
+            for ref in svc.get(kind) or []:
+                ref = {"source": ref} if isinstance(ref, str) else dict(ref)
+                src = ref["source"]
+                decl = getattr(project, kind).get(src)
+                if decl is None:
+                    raise ConfigError(f"service {name!r} refers to undefined {kind[:-1]} {src}")
+                if decl.get("external"):
+                    raise ConfigError(f"{kind[:-1]} {src}: external {kind} are not supported by bockrose")
+                if decl.get("file"):
+                    try:
+                        with open(decl["file"], "rb") as f:
+                            content = f.read().decode("utf-8", "surrogateescape")
+                    except OSError as exc:
+                        raise ConfigError(
+                            f"{kind[:-1]} {src}: cannot read {decl['file']}: {exc.strerror}"
+                        ) from None
+                elif decl.get("environment"):
+                    content = project.environment.get(decl["environment"], "")
+                elif "content" in decl:
+                    content = str(decl["content"])
+                else:
+                    raise ConfigError(f"{kind[:-1]} {src} has no file, environment or content")
+                target = ref.get("target") or src
+                if not target.startswith("/"):
+                    target = default_dir + target
+                mode = ref.get("mode", 0o444)
+                out.setdefault(name, []).append(
+                    {
+                        "target": target,
+                        "content": content,
+                        "mode": int(str(mode), 8) if isinstance(mode, str) else mode,
+                    }
+                )
+    return out
+
+
 def image_ref(project: Project, name: str, svc: dict[str, Any]) -> str:
     return svc.get("image") or f"{project.name}-{name}"
 
@@ -256,6 +298,7 @@ def up(
         "all_services": sorted(services),
         "networks": project.networks,
         "volumes": project.volumes,
+        "files": service_files(project),
         "options": {
             "force_recreate": force_recreate,
             "no_recreate": no_recreate,

@@ -236,13 +236,53 @@ def load_project(
         extensions={k: v for k, v in model.items() if str(k).startswith("x-")},
         profiles=list(profiles),
     )
-    _check_model(project)
+    _check_model(project, warn)
     return project
 
 
-def _check_model(project: Project) -> None:
+# accepted by the schema, not applied by bockrose (said once per service, see compose/README.md)
+IGNORED_KEYS = (
+    "init",
+    "security_opt",
+    "gpus",
+    "logging",
+    "cgroup_parent",
+    "runtime",
+    "platform",
+    "isolation",
+    "credential_spec",
+    "userns_mode",
+    "storage_opt",
+    "blkio_config",
+    "mac_address",
+    "develop",
+    "post_start",
+    "pre_start",
+    "pre_stop",
+    "models",
+    "provider",
+    "use_api_socket",
+    "attach",
+    "stdin_open",
+    "oom_score_adj",
+    "oom_kill_disable",
+    "cpu_shares",
+    "cpuset",
+    "group_add",
+    "volumes_from",
+    "links",
+    "external_links",
+    "expose",
+    "device_cgroup_rules",
+)
+
+
+def _check_model(project: Project, warn: Callable[[str], None] = lambda m: None) -> None:
     uses_default = False
     for name, svc in project.services.items():
+        ignored = [k for k in IGNORED_KEYS if k in svc]
+        if ignored:
+            warn(f"service {name!r}: {', '.join(ignored)} not supported by bockrose, ignored")
         if not svc.get("image") and not svc.get("build"):
             raise ConfigError(f"service {name!r} has neither an image nor a build context specified")
         for dep, cond in (svc.get("depends_on") or {}).items():

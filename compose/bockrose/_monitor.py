@@ -73,6 +73,7 @@ class Monitor:
         self._store = None
         self.quit = threading.Event()
         self.events_path = os.path.join(self.pdir, "events.jsonl")
+        self._listener: socket.socket | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -335,6 +336,7 @@ class Monitor:
                 resolv=resolv or None,
                 hosts=hosts,
                 hostname=hostname,
+                files=getattr(self, "_files", {}).get(svc_name, []),
             )
             _spec.write_spec(bundle, spec)
             t = self.trace(name, "attach+spec", t)
@@ -797,6 +799,7 @@ class Monitor:
         self._volume_external = {
             k: bool((v or {}).get("external")) for k, v in (req.get("volumes") or {}).items()
         }
+        self._files = req.get("files") or {}
         with self.lock:
             self.state.services.update(services)
             self.save()
@@ -899,6 +902,8 @@ class Monitor:
                 self.remove_container(c.name, timeout)
                 emit({"msg": f"Container {c.name}  Removed"})
         errors: list[str] = []
+        if svc.get("container_name") and scale > 1:
+            raise ComposeError(f"service {sname!r} has container_name set: it cannot be scaled to {scale}")
 
         def one(n: int) -> None:
             try:
@@ -916,7 +921,7 @@ class Monitor:
                         return
                     emit({"msg": f"Container {c.name}  Recreate"})
                     self.remove_container(c.name, timeout)
-                c = self.create_container(sname, n, svc, h, {})
+                c = self.create_container(sname, n, svc, h, {}, name=svc.get("container_name"))
                 emit({"msg": f"Container {c.name}  Created"})
                 self.sync_dns()
                 if not opts.get("no_start"):
@@ -978,6 +983,7 @@ class Monitor:
 
     def op_down(self, req, emit):
         timeout = req.get("timeout")
+        t = time.perf_counter()
         names = self._select({})
 
         def rm(c: ContainerState) -> None:
@@ -986,13 +992,16 @@ class Monitor:
             emit({"msg": f"Container {c.name}  Removed"})
 
         self._reverse_walk(names, rm)
+        t = self.trace(self.name, "down containers", t)
         for key, net in list(self.state.networks.items()):
             self.dns.close(key)
             if not net.external:
                 _network.delete_link(net.bridge)
                 emit({"msg": f"Network {net.name}  Removed"})
             self.state.networks.pop(key)
+        t = self.trace(self.name, "down bridges", t)
         _nat.remove(self.key)
+        t = self.trace(self.name, "down nft", t)
         if req.get("volumes"):
             for v in list(self.state.volumes):
                 _remove_tree(os.path.join(self.root, "volumes", v))
@@ -1001,7 +1010,11 @@ class Monitor:
         self.save()
         self.quit.set()
         self.dns.close()
+        if self._listener is not None:  # wake accept() now rather than at its next timeout
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
         _remove_tree(self.pdir)
+        self.trace(self.name, "down state", t)
         return {"exit": True, "pid": os.getpid()}
 
     def op_stop(self, req, emit):
@@ -1147,6 +1160,7 @@ class Monitor:
 
     # -- serving ---------------------------------------------------------------------------
     def serve(self, sock: socket.socket) -> None:
+        self._listener = sock
         sock.settimeout(0.5)
         clients: list[threading.Thread] = []
         while not self.quit.is_set():

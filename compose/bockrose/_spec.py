@@ -99,6 +99,7 @@ def customize(
     resolv: str | None,
     hosts: str,
     hostname: str,
+    files: list[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Apply the service's settings to a runtime spec made by bock_image.bundle()."""
     linux = spec.setdefault("linux", {})
@@ -126,6 +127,12 @@ def customize(
         with open(path, "w") as f:
             f.write(text)
         mounts.append(_mount(dest, "bind", path, ["rbind", "rprivate", "rw"]))
+    for i, f in enumerate(files):  # configs and secrets
+        path = os.path.join(files_dir, f"file-{i}")
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+            out.write(f["content"])
+        os.chmod(path, f.get("mode", 0o444))
+        mounts.append(_mount(f["target"], "bind", path, ["rbind", "rprivate", "ro"]))
     for v in svc.get("volumes") or []:
         typ = v.get("type")
         opts = ["rbind", "rprivate", "ro" if v.get("read_only") else "rw"]
