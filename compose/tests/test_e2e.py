@@ -413,7 +413,10 @@ secrets:
     c.run("up", "-d")
     assert f"my-app-{c.name}" in c.state().containers
     out = c.exec(
-        "app", "sh", "-c", "cat /appconf /etc/inline.txt /run/secrets/token; echo; echo $FROM_FILE"
+        "app",
+        "sh",
+        "-c",
+        "cat /appconf; cat /etc/inline.txt; echo; cat /run/secrets/token; echo; echo $FROM_FILE",
     ).stdout
     assert out.split() == ["setting=1", "inline", "content", "s3cret", "yes"]
     p = c.exec("app", "sh", "-c", "echo x > /run/secrets/token", check=False)
