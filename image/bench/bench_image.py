@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from helpers import Registry  # noqa: E402  (the test suite's real docker-registry starter)
+from bock_image_testlib import Registry  # noqa: E402  (the test suite's real docker-registry starter)
 
 GOALS = {"pull": 1.0, "pull+unpack": 0.6, "push (cold)": 1.0}
 
@@ -37,8 +37,8 @@ def bock_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bock_image.cli"]
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one command."""
+def run(cmd: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user+sys) of one command."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -47,18 +47,19 @@ def run(cmd: list[str]) -> tuple[float, int]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def trial(setup, steps: list[list[str]]) -> tuple[float, int]:
+def trial(setup, steps: list[list[str]]) -> tuple[float, int, float]:
     setup()
     subprocess.run(["sync"], check=True)
-    total, peak = 0.0, 0
+    total, peak, cpu_total = 0.0, 0, 0.0
     for cmd in steps:
-        t, rss = run(cmd)
+        t, rss, cpu = run(cmd)
         total += t
         peak = max(peak, rss)
-    return total, peak
+        cpu_total += cpu
+    return total, peak, cpu_total
 
 
 def rmtree(*paths: Path) -> None:
@@ -173,15 +174,24 @@ def main() -> int:
             f"oci:{sk_dir}:latest",
         ]
         bock_pull = [*bock, "-q", "--root", str(bk_dir), "pull", remote]
+        umoci_unpack = ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]
         cases = {
             "pull": ([skopeo_pull], [bock_pull], fresh_pull),
             "pull+unpack": (
-                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+                [skopeo_pull, umoci_unpack],
+                [
+                    [*bock_pull, "--unpack"],
+                    [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)],
+                ],
+                fresh_pull,
+            ),
+            "pull, then bundle (overlay)": (
+                [skopeo_pull, umoci_unpack],
                 [bock_pull, [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)]],
                 fresh_pull,
             ),
-            "pull+unpack (copy rootfs)": (
-                [skopeo_pull, ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]],
+            "pull, then bundle (copy)": (
+                [skopeo_pull, umoci_unpack],
                 [
                     bock_pull,
                     [
@@ -223,29 +233,35 @@ def main() -> int:
                 fresh_push,
             ),
         }
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(
-            f"{'operation':28} {'peer':>26} {'bock-image':>26} {'ratio':>6} {'goal':>6}  peak RSS peer/bock"
+            f"{'operation':28} {'peer':>30} {'bock-image':>26} {'ratio':>6} {'min-ratio':>9} {'goal':>6}"
+            "  peak RSS peer/bock  CPU s peer/bock"
         )
         worst_rss = 0
         for name, (peer, ours, setup) in cases.items():
-            pt, bt, prss, brss = [], [], 0, 0
+            pt, bt, prss, brss, pcpu, bcpu = [], [], 0, 0, [], []
             for _ in range(args.runs):
-                t, r = trial(setup, peer)
+                t, r, c = trial(setup, peer)
                 pt.append(t)
+                pcpu.append(c)
                 prss = max(prss, r)
-                t, r = trial(setup, ours)
+                t, r, c = trial(setup, ours)
                 bt.append(t)
+                bcpu.append(c)
                 brss = max(brss, r)
             setup()
             worst_rss = max(worst_rss, brss)
             ratio = statistics.median(bt) / statistics.median(pt)
+            min_ratio = min(bt) / min(pt)
             goal = GOALS.get(name)
             verdict = "" if goal is None else ("ok" if ratio <= goal else "MISS")
-            peer_name = "skopeo+umoci" if "unpack" in name else "skopeo"
+            peer_name = "skopeo+umoci" if len(peer) > 1 else "skopeo"
             print(
-                f"{name:28} {peer_name:>12} {fmt(pt)} {fmt(bt)} {ratio:5.2f}x"
+                f"{name:28} {peer_name:>12} {fmt(pt)} {fmt(bt)} {ratio:5.2f}x {min_ratio:8.2f}x"
                 f" {('<=' + str(goal)) if goal else '':>6} "
-                f" {prss / 1024:.0f}/{brss / 1024:.0f} MiB {verdict}"
+                f" {prss / 1024:7.0f}/{brss / 1024:.0f} MiB"
+                f"   {statistics.median(pcpu):5.2f}/{statistics.median(bcpu):.2f} {verdict}"
             )
         print(
             f"bock-image peak RSS {worst_rss / 1024:.0f} MiB"

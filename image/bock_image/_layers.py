@@ -81,7 +81,7 @@ def write_layer(
             out.flush()
             os.fsync(out.fileno())
         digest = f"sha256:{sink.blob.hexdigest()}"
-        store.commit_file(tmp, digest)
+        store.commit_file(tmp, digest, sync=False)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -127,7 +127,7 @@ def write_image(
     annotations: dict[str, str] | None = None,
 ) -> Descriptor:
     """Store config + OCI manifest and (if ref) name it in index.json. Returns the manifest descriptor."""
-    config_desc = store.put_json(config, _media.OCI_CONFIG)
+    config_desc = store.put_json(config, _media.OCI_CONFIG, sync=False)
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": _media.OCI_MANIFEST,
@@ -136,10 +136,12 @@ def write_image(
     }
     if annotations:
         manifest["annotations"] = annotations
-    desc = store.put_json(manifest, _media.OCI_MANIFEST)
+    desc = store.put_json(manifest, _media.OCI_MANIFEST, sync=False)
     desc = Descriptor(_media.OCI_MANIFEST, desc.digest, desc.size)
     if ref is not None:
         store.add_image(ref, desc)
+    else:
+        store.sync()
     return desc
 
 

@@ -57,9 +57,8 @@ class Platform:
     def matches(self, other: Platform) -> bool:
         if (self.os, self.architecture) != (other.os, other.architecture):
             return False
-        if self.variant and other.variant and self.variant != other.variant:
-            return not ({self.variant, other.variant} <= {"v8", ""})
-        return True
+        # a missing variant matches any (linux/arm64 == linux/arm64/v8); two different ones do not
+        return not (self.variant and other.variant and self.variant != other.variant)
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

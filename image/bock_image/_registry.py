@@ -103,7 +103,6 @@ class RegistryClient:
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
         self._basic: dict[str, str] = {}
-        self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
 
     def close(self) -> None:
         for c in self._clients.values():
@@ -116,11 +115,19 @@ class RegistryClient:
         with self._lock:
             client = self._clients.get(verify)
             if client is None:
+                import socket
+
                 limits = httpx.Limits(max_connections=self.jobs + 4, max_keepalive_connections=self.jobs + 4)
-                client = httpx.Client(
+                # TCP_NODELAY: a request's headers and a small body go out as separate writes; with
+                # Nagle plus delayed ACKs each such request stalled ~40 ms (measured: push 0.75 -> 0.48 s).
+                transport = httpx.HTTPTransport(
                     verify=verify,
-                    timeout=httpx.Timeout(self._timeout, connect=15.0),
                     limits=limits,
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                )
+                client = httpx.Client(
+                    transport=transport,
+                    timeout=httpx.Timeout(self._timeout, connect=15.0),
                     follow_redirects=True,
                 )
                 self._clients[verify] = client
@@ -132,7 +139,10 @@ class RegistryClient:
         return self._client(self.tls_verify)
 
     def _for(self, url: str) -> httpx.Client:
-        return self._client(False) if url.startswith("http://") else self._http
+        """Plain http and localhost (docker treats it as an insecure registry) skip verification."""
+        if url.startswith("http://") or _is_local(url.split("://", 1)[-1].split("/", 1)[0]):
+            return self._client(False)
+        return self._http
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -377,9 +387,16 @@ class RegistryClient:
 
     # -- pull ---------------------------------------------------------------------------------
     def pull(
-        self, store: Store, ref: str, *, platform: Platform | None = None, name: str | None = None
+        self,
+        store: Store,
+        ref: str,
+        *,
+        platform: Platform | None = None,
+        name: str | None = None,
+        unpack: bool = False,
     ) -> Descriptor:
-        """Pull ``ref`` into ``store`` and name it ``name`` (default: ref as given)."""
+        """Pull ``ref`` into ``store`` and name it ``name`` (default: ref as given). With ``unpack``,
+        layers are also unpacked into their snapshots while they download (see _stream_unpack)."""
         parsed, data, desc, _ = self.resolve(ref, platform)
         manifest = json.loads(data)
         if desc.mediaType not in _media.MANIFESTS:
@@ -390,15 +407,62 @@ class RegistryClient:
         blobs = [descriptor(manifest["config"]), *layers]
         annotations = {SOURCE_ANNOTATION: parsed.name, SOURCE_DIGEST_ANNOTATION: desc.digest}
         with store.using():
-            self._parallel([lambda b=b: self._download(store, parsed, b) for b in blobs])
+            streams: dict[str, Any] = {}
+            if unpack:  # the config first: its diff_ids let the streamed snapshots verify themselves
+                self._download(store, parsed, blobs[0])
+                streams = self._streams(store, layers, _diff_ids(store.read_json(blobs[0]), layers))
+            try:
+                self._parallel(
+                    [lambda b=b: self._download(store, parsed, b, streams.get(b.digest)) for b in blobs]
+                )
+            finally:
+                for s in streams.values():  # a failed pull: stop the extractors
+                    if not s.done.is_set():
+                        s.abandon()
+                        s.complete(verified=False)
+            if unpack:
+                self._finish_unpack(store, layers, _diff_ids(store.read_json(blobs[0]), layers), streams)
             if desc.mediaType == _media.DOCKER_MANIFEST:
-                converted = store.put_json(docker_to_oci(manifest), _media.OCI_MANIFEST)
+                converted = store.put_json(docker_to_oci(manifest), _media.OCI_MANIFEST, sync=False)
                 desc = Descriptor(_media.OCI_MANIFEST, converted.digest, converted.size)
             else:
-                store.put_blob(data, desc.digest, desc.size)
+                store.put_blob(data, desc.digest, desc.size, sync=False)
             store.add_image(name or ref, desc, extra_annotations=annotations)
         self.progress("done", ref=str(parsed), digest=desc.digest)
         return desc
+
+    def _streams(self, store: Store, layers: list[Descriptor], diff_ids: list[str | None]) -> dict[str, Any]:
+        """One StreamingSnapshot per layer that has no snapshot, blob or partial download yet."""
+        from ._snapshots import _snapshot_dir
+        from ._stream_unpack import StreamingSnapshot
+
+        streams: dict[str, StreamingSnapshot] = {}
+        lower: list[Any] = []
+        for layer, diff_id in zip(layers, diff_ids, strict=True):
+            path = _snapshot_dir(store, layer.digest)
+            if path.is_dir():
+                lower.insert(0, path)
+                continue
+            if (
+                layer.digest in streams
+                or store.has_blob(layer.digest)
+                or store.ingest_path(layer.digest).exists()
+            ):
+                return {}  # keep it simple: stream only fresh, distinct layers stacked on streamed ones
+            s = StreamingSnapshot(store, layer, diff_id, list(lower))
+            streams[layer.digest] = s
+            lower.insert(0, s)
+        return streams
+
+    def _finish_unpack(
+        self, store: Store, layers: list[Descriptor], diff_ids: list[str | None], streams: dict
+    ) -> None:
+        """Report what the streamed unpacking refused; unpack the layers that were not streamed."""
+        for i, layer in enumerate(layers):
+            s = streams.get(layer.digest)
+            if s is not None and isinstance(s.error, ImageError):
+                raise s.error
+            store.snapshot(layer, parents=layers[:i], diff_id=diff_ids[i])
 
     def _parallel(self, tasks: list[Callable[[], Any]]) -> list[Any]:
         if len(tasks) <= 1:
@@ -416,27 +480,38 @@ class RegistryClient:
                 raise errors[0]
             return results
 
-    def _download(self, store: Store, ref: Reference, desc: Descriptor) -> None:
+    def _download(self, store: Store, ref: Reference, desc: Descriptor, stream: Any = None) -> None:
         if store.has_blob(desc.digest, desc.size):
             self.progress("exists", digest=desc.digest, size=desc.size)
+            if stream is not None:
+                stream.abandon()
+                stream.complete(verified=False)
             return
         partial = store.ingest_path(desc.digest)
-        with flocked(f"{partial}.lock"):
-            if store.has_blob(desc.digest, desc.size):
-                return
-            for attempt in range(1, self.retries + 2):
-                try:
-                    self._fetch_into(ref, desc, partial)
-                    break
-                except _Retryable as exc:
-                    if attempt > self.retries:
-                        raise RegistryError(f"download of {desc.digest} failed: {exc}") from None
-                    self._sleep(attempt)
-            store.commit_file(partial, desc.digest)
+        verified = False
+        try:
+            with flocked(f"{partial}.lock"):
+                if store.has_blob(desc.digest, desc.size):
+                    return
+                for attempt in range(1, self.retries + 2):
+                    try:
+                        self._fetch_into(ref, desc, partial, stream)
+                        break
+                    except _Retryable as exc:
+                        if attempt > self.retries:
+                            raise RegistryError(f"download of {desc.digest} failed: {exc}") from None
+                        self._sleep(attempt)
+                store.commit_file(partial, desc.digest, sync=False)
+                verified = True
+        finally:
+            if stream is not None:
+                if not verified:
+                    stream.abandon()
+                stream.complete(verified)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{partial}.lock")
 
-    def _fetch_into(self, ref: Reference, desc: Descriptor, partial) -> None:
+    def _fetch_into(self, ref: Reference, desc: Descriptor, partial, stream: Any = None) -> None:
         hasher = new_hasher(desc.digest)
         have = 0
         try:
@@ -450,6 +525,8 @@ class RegistryClient:
             os.unlink(partial)
             hasher, have = new_hasher(desc.digest), 0
         headers = {"Range": f"bytes={have}-"} if 0 < have < desc.size else {}
+        if stream is not None and have and stream.fed != have:
+            stream.abandon()  # bytes on disk the extractor has not seen
         if have and have == desc.size:
             resp = None
         else:
@@ -468,6 +545,8 @@ class RegistryClient:
                     raise NotFound(f"blob unknown to registry: {desc.digest}")
                 if resp.status_code == 200 and have:  # server ignored Range: start over
                     hasher, have = new_hasher(desc.digest), 0
+                    if stream is not None:
+                        stream.abandon()
                     mode = "wb"
                 else:
                     mode = "ab" if have else "wb"
@@ -482,6 +561,8 @@ class RegistryClient:
                             have += len(chunk)
                             if have > desc.size:
                                 break
+                            if stream is not None:
+                                stream.feed(chunk)
                             if have - flushed >= WRITEBACK:  # let the disk work while we download
                                 start_writeback(fd, flushed, have - flushed)
                                 flushed = have
@@ -667,6 +748,11 @@ def _file_chunks(path, start: int, end: int, report: Callable[[int], None] | Non
             yield chunk
             if report:
                 report(done)
+
+
+def _diff_ids(config: dict[str, Any], layers: list[Descriptor]) -> list[str | None]:
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    return list(diff_ids) if len(diff_ids) == len(layers) else [None] * len(layers)
 
 
 def _next_link(header: str) -> str | None:

@@ -68,19 +68,21 @@ def snapshot(
     if path.is_dir():
         return path
     lowers = [str(snapshot(store, p, parents=parents[:i])) for i, p in enumerate(parents)][::-1]
-    with flocked(f"{path}.lock"):
-        if path.is_dir():
-            return path
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
-        tmp.mkdir(mode=0o755)
-        try:
-            apply_layer(store, layer, str(tmp), mode="overlay", lowers=lowers, diff_id=diff_id)
-            os.rename(tmp, path)
-        except BaseException:
-            remove_tree(tmp)
-            raise
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(f"{path}.lock")
+    try:
+        with flocked(f"{path}.lock"):
+            if path.is_dir():
+                return path
+            tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+            tmp.mkdir(mode=0o755)
+            try:
+                apply_layer(store, layer, str(tmp), mode="overlay", lowers=lowers, diff_id=diff_id)
+                os.rename(tmp, path)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}.lock")
     return path
 
 

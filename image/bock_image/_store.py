@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -57,6 +58,8 @@ class Store:
     def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True) -> None:
         self.root = Path(root or default_root()).absolute()
         self._meta = self.root / ".bock"
+        self._unsynced: set[Path] = set()  # blob directories with renames not yet fsynced
+        self._sync_lock = threading.Lock()
         if create:
             self._init()
         elif not (self.root / "oci-layout").exists():
@@ -68,7 +71,9 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         layout = self.root / "oci-layout"
         if not layout.exists():
-            atomic_write(layout, dumps({"imageLayoutVersion": "1.0.0"}))
+            atomic_write(
+                layout, dumps({"imageLayoutVersion": "1.0.0"}), sync_dir=False
+            )  # index.json syncs the dir
         else:
             try:
                 version = json.loads(layout.read_bytes()).get("imageLayoutVersion")
@@ -124,14 +129,26 @@ class Store:
     def temp_path(self, hint: str = "tmp") -> Path:
         return self._meta / "ingest" / f"{hint}-{os.getpid()}-{os.urandom(6).hex()}"
 
-    def commit_file(self, tmp: str | os.PathLike, digest: str) -> Path:
-        """Move an already-verified and fsynced file into the blob store."""
+    def commit_file(self, tmp: str | os.PathLike, digest: str, sync: bool = True) -> Path:
+        """Move an already-verified and fsynced file into the blob store. With ``sync=False`` the
+        directory fsync is left to sync() (add_image calls it before index.json may point at it)."""
         dest = self.blob_path(digest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+        if sync:
+            fsync_dir(dest.parent)
+        else:
+            with self._sync_lock:
+                self._unsynced.add(dest.parent)
         return dest
+
+    def sync(self) -> None:
+        """Make the renames of blobs committed with ``sync=False`` durable (one fsync per directory)."""
+        with self._sync_lock:
+            dirs, self._unsynced = self._unsynced, set()
+        for d in dirs:
+            fsync_dir(d)
 
     def put_blob(
         self,
@@ -140,15 +157,14 @@ class Store:
         size: int | None = None,
         media_type: str = "application/octet-stream",
         alg: str = "sha256",
+        sync: bool = True,
     ) -> Descriptor:
         """Store a blob from bytes, a binary file object or an iterable of chunks, streaming
         through the hash into a temporary file. With ``digest``/``size`` given, a mismatch raises
         DigestMismatch and leaves nothing behind. Atomic: tmp + fsync + rename."""
         if digest is not None:
             alg = check_digest(digest)[0]
-            if self.has_blob(digest, size):
-                if hasattr(source, "close") and not isinstance(source, bytes):
-                    pass
+            if self.has_blob(digest, size):  # content-addressed: already there means already verified
                 return Descriptor(media_type, digest, self.blob_path(digest).stat().st_size)
         hasher = new_hasher(alg)
         tmp = self.temp_path("blob")
@@ -172,15 +188,17 @@ class Store:
                 raise DigestMismatch(f"digest mismatch: expected {digest}, got {got}")
             if size is not None and count != size:
                 raise DigestMismatch(f"size mismatch for {got}: expected {size} bytes, got {count}")
-            self.commit_file(tmp, got)
+            self.commit_file(tmp, got, sync)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return Descriptor(media_type, got, count)
 
-    def put_json(self, obj: dict[str, Any], media_type: str | None = None) -> Descriptor:
+    def put_json(self, obj: dict[str, Any], media_type: str | None = None, sync: bool = True) -> Descriptor:
         data = dumps(obj)
-        return self.put_blob(data, media_type=media_type or obj.get("mediaType") or "application/json")
+        return self.put_blob(
+            data, media_type=media_type or obj.get("mediaType") or "application/json", sync=sync
+        )
 
     # -- index -----------------------------------------------------------------------------
     def index(self) -> dict[str, Any]:
@@ -220,6 +238,7 @@ class Store:
         replacing what ``ref`` named before."""
         if not self.has_blob(desc.digest):
             raise NotFound(f"cannot add {desc.digest}: blob not in store")
+        self.sync()  # blobs durable before index.json names them
         annotations = {k: v for k, v in (desc.annotations or {}).items() if k != REF_NAME}
         annotations.update(extra_annotations or {})
         if ref is not None:

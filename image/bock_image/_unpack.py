@@ -61,6 +61,8 @@ class Extractor:
         self.created: set[str] = set()  # relative paths this layer wrote (apply mode, for opaque dirs)
         self.dir_times: list[tuple[str, int]] = []
         self._dirs: dict[tuple[str, ...], str] = {}  # resolved parent directories; cleared on removals
+        self._setgid: dict[str, bool] = {}  # parent directory -> has S_ISGID (new entries inherit its gid)
+        self.umask = _current_umask()
 
     # -- path resolution -------------------------------------------------------------------
     def _lower_lstat(self, rel: str) -> tuple[str, os.stat_result] | None:
@@ -158,6 +160,7 @@ class Extractor:
         if stat.S_ISDIR(st.st_mode) and keep_dir:
             return
         self._dirs.clear()  # a removed directory or symlink may sit under cached resolutions
+        self._setgid.clear()
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(path)
         else:
@@ -195,24 +198,29 @@ class Extractor:
             return
         path = f"{parent}/{name}"
         self.created.add(rel)
+        perm = m.mode & 0o7777
+        # Create with the final permissions when the umask leaves them intact (saves a chmod).
+        initial = perm if not perm & 0o7000 and perm & ~self.umask == perm else 0o600
         if m.isreg():
-            fd = self._create(path, _open_new)
+            fd = self._create(path, lambda p: _open_new(p, initial))
             try:
                 src = tar.extractfile(m)
                 if src is not None:
                     with open(fd, "wb", closefd=False) as out:
                         shutil.copyfileobj(src, out, _BUF)
-                self._metadata(fd, m)
+                self._metadata(fd, m, parent, initial)
             finally:
                 os.close(fd)
             return
         if m.isdir():
             try:
-                os.mkdir(path, 0o700)
+                os.mkdir(path, initial)
             except FileExistsError:
-                self._clear(path, keep_dir=True)
-                if not stat.S_ISDIR(os.lstat(path).st_mode):
-                    os.mkdir(path, 0o700)
+                self._clear(path, keep_dir=True)  # removes anything but a directory
+                if os.path.lexists(path):
+                    initial = -1  # an existing directory: its mode and owner are not ours yet
+                else:
+                    os.mkdir(path, initial)
         elif m.issym():
             self._create(path, lambda p: os.symlink(m.linkname, p))
         elif m.islnk():
@@ -221,17 +229,30 @@ class Extractor:
         elif m.ischr() or m.isblk():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             self._create(path, lambda p: os.mknod(p, kind | 0o600, os.makedev(m.devmajor, m.devminor)))
+            initial = 0o600
         elif m.isfifo():
             self._create(path, lambda p: os.mkfifo(p, 0o600))
+            initial = 0o600
         else:
             raise UnsafeLayer(f"{m.name!r}: unsupported tar entry type {m.type!r}")
-        self._metadata(path, m)
+        self._metadata(path, m, parent, initial)
 
-    def _metadata(self, path: str | int, m: tarfile.TarInfo) -> None:
-        """Owner, xattrs, mode, mtime; ``path`` may be an open fd (regular files: no path lookups)."""
+    def _parent_setgid(self, parent: str) -> bool:
+        flag = self._setgid.get(parent)
+        if flag is None:
+            flag = self._setgid[parent] = bool(os.lstat(parent).st_mode & stat.S_ISGID)
+        return flag
+
+    def _metadata(self, path: str | int, m: tarfile.TarInfo, parent: str, initial: int) -> None:
+        """Owner, xattrs, mode, mtime; ``path`` may be an open fd (regular files: no path lookups).
+        ``initial`` is the mode the entry was created with (-1: not created by us). A fresh entry
+        made by root is already 0:0, so chown (and the chmod it would force) is skipped when the
+        tar says 0:0 and the parent is not setgid."""
         is_fd = isinstance(path, int)  # an fd: the *_symlinks flags do not apply
-        if self.same_owner:
+        chowned = False
+        if self.same_owner and (m.uid or m.gid or initial == -1 or self._parent_setgid(parent)):
             os.chown(path, m.uid, m.gid, follow_symlinks=is_fd)
+            chowned = True
         for key, value in (m.pax_headers or {}).items():
             if key.startswith("SCHILY.xattr."):
                 attr = key[len("SCHILY.xattr.") :]
@@ -241,7 +262,7 @@ class Extractor:
                 except OSError as exc:
                     if not attr.startswith(("security.", "trusted.")) and exc.errno != errno.EOPNOTSUPP:
                         raise
-        if not m.issym():
+        if not m.issym() and (chowned or initial != m.mode & 0o7777):
             os.chmod(path, m.mode & 0o7777)
         mtime = int(m.mtime * 1_000_000_000)
         if m.isdir():
@@ -280,7 +301,7 @@ class Extractor:
             target
         ) == os.path.basename(path):
             return
-        os.link(target, path, follow_symlinks=False)
+        self._create(path, lambda p: os.link(target, p, follow_symlinks=False))
 
     def _whiteout(self, parent: str, parent_rel: str, name: str, entry: str) -> None:
         if name == OPAQUE:
@@ -301,8 +322,22 @@ class Extractor:
             os.mknod(path, stat.S_IFCHR | 0o600, 0)
 
 
-def _open_new(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def _open_new(path: str, mode: int = 0o600) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def open_tar_stream(stream: BinaryIO) -> tarfile.TarFile:

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pull", help="pull an image from a registry")
     s.add_argument("ref")
     s.add_argument("--name", help="local name (default: REF)")
+    s.add_argument("--unpack", action="store_true", help="also unpack the layers (while downloading)")
     s = sub.add_parser("push", help="push a local image to a registry")
     s.add_argument("ref")
     s.add_argument("dest", nargs="?")
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.root)
     if cmd == "pull":
         with _client(args) as client:
-            desc = client.pull(store, args.ref, platform=platform, name=args.name)
+            desc = client.pull(store, args.ref, platform=platform, name=args.name, unpack=args.unpack)
         _emit(args, to_dict(desc), desc.digest if args.quiet else "")
     elif cmd == "push":
         with _client(args, chunk_size=args.chunk_size) as client:

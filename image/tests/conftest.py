@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +9,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bock_image import Store, import_rootfs
-from helpers import FaultProxy, Registry, TokenIssuer, htpasswd_auth, make_busybox_rootfs
-
-BUSYBOX_CONFIG = {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+from bock_image_testlib import (
+    BUSYBOX_CONFIG,
+    FaultProxy,
+    Registry,
+    TokenIssuer,
+    htpasswd_auth,
+    make_busybox_rootfs,
+    run_cli,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,23 +41,6 @@ def store(tmp_path) -> Store:
 def busybox_store(store, busybox_tarball) -> Store:
     import_rootfs(store, busybox_tarball, "busybox:latest", config=BUSYBOX_CONFIG)
     return store
-
-
-def run_cli(*args: str, root: Path | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "bock_image.cli"]
-    if root is not None:
-        cmd += ["--root", str(root)]
-    res = subprocess.run([*cmd, *args], capture_output=True, text=True, **kw)
-    if check and res.returncode != 0:
-        raise AssertionError(
-            f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
-        )
-    return res
-
-
-def spawn_cli(root: Path, *args: str, **kw) -> subprocess.Popen:
-    """Start bock-image in the background (for kill and concurrency tests)."""
-    return subprocess.Popen([sys.executable, "-m", "bock_image.cli", "--root", str(root), *args], **kw)
 
 
 @pytest.fixture
@@ -101,7 +89,3 @@ def authfile(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     return path
-
-
-def runtime_binary() -> str:
-    return os.environ.get("BOCK_RUNTIME", "runc")

@@ -9,6 +9,8 @@ import tarfile
 import pytest
 from bock_image import Store, UnsupportedMediaType, load_archive
 
+pytestmark = pytest.mark.root
+
 
 def skopeo(*args: str) -> str:
     res = subprocess.run(["skopeo", *args], capture_output=True, text=True)

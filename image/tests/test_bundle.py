@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from bock_image import BundleError, Store, bundle, import_rootfs, remove_bundle, runtime_spec
-from conftest import BUSYBOX_CONFIG, runtime_binary
+from bock_image_testlib import BUSYBOX_CONFIG, runtime_binary
 
 pytestmark = pytest.mark.root
 REPO = Path(__file__).resolve().parents[2]

@@ -24,10 +24,9 @@ from bock_image import (
     write_layer,
 )
 from bock_image._auth import Credentials
-from conftest import BUSYBOX_CONFIG, run_cli, spawn_cli
-from helpers import Registry, TarBuilder
+from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, run_cli, spawn_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
 def skopeo(*args: str) -> str:
@@ -359,3 +358,98 @@ def test_two_pulls_at_once_same_store(busybox_store, registry, tmp_path):
 
 def test_registry_fixture_is_real(registry):
     assert isinstance(registry, Registry) and registry.proc.poll() is None
+
+
+def _tree(root: Path) -> dict:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            p.read_bytes() if p.is_file() and not p.is_symlink() else None,
+        )
+    return out
+
+
+@pytest.mark.root
+def test_pull_unpack_streams_layers_even_across_a_cut(store, busybox_rootfs, registry, proxy, tmp_path):
+    base, diff_b = write_layer(store, busybox_rootfs, "gzip")
+    upper = (
+        TarBuilder()
+        .file("etc/.wh.group")
+        .dir("data")
+        .file("data/big", os.urandom(2 << 20))
+        .file("data/.wh..wh..opq")
+    )
+    top, diff_t = write_layer(store, upper.bytes_io(), "zstd")
+    write_image(store, "stack:latest", new_config([diff_b, diff_t], config=BUSYBOX_CONFIG), [base, top])
+    with RegistryClient() as client:
+        client.push(store, "stack:latest", f"{registry.host}/lab/stack:latest")
+    proxy.cut = (f"/blobs/{top.digest}", 1 << 20)
+    streamed = Store(tmp_path / "streamed")
+    with RegistryClient(backoff=0.01) as client:
+        client.pull(streamed, f"{proxy.host}/lab/stack:latest", unpack=True)
+    assert [r for m, p, r, _ in proxy.log if m == "GET" and top.digest in p][1].startswith("bytes=")
+    snaps = [streamed.root / ".bock" / "snapshots" / f"sha256-{d.digest[7:]}" for d in (base, top)]
+    assert all(s.is_dir() for s in snaps)
+    # the same snapshots as unpacking from the stored blobs afterwards
+    for layer, snap in zip((base, top), snaps, strict=True):
+        plain = store.snapshot(layer, parents=[base] if layer is top else [])
+        assert _tree(snap) == _tree(plain)
+    r = streamed.rootfs(f"{proxy.host}/lab/stack:latest", tmp_path / "rootfs", mode="overlay")
+    try:
+        assert not (r.path / "etc" / "group").exists() and (r.path / "etc" / "passwd").exists()
+        assert (r.path / "data" / "big").stat().st_size == 2 << 20
+    finally:
+        from bock_image import release_rootfs
+
+        release_rootfs(r.path)
+
+
+@pytest.mark.root
+def test_pull_unpack_refuses_hostile_layer(store, registry, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    layer, diff = write_layer(
+        store, TarBuilder().symlink("evil", str(host)).file("evil/pwned", b"x").bytes_io(), "gzip"
+    )
+    write_image(store, "evil:latest", new_config([diff], config=BUSYBOX_CONFIG), [layer])
+    with RegistryClient() as client:
+        client.push(store, "evil:latest", f"{registry.host}/lab/evil:latest")
+    root = tmp_path / "p"
+    res = run_cli("pull", "--unpack", f"{registry.host}/lab/evil:latest", root=root, check=False)
+    assert res.returncode == 1 and "symlink evil" in res.stderr
+    assert list(host.iterdir()) == []
+    assert list((root / ".bock" / "snapshots").iterdir()) == []
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(busybox_store, registry, tmp_path):
+    import pty
+
+    with RegistryClient() as client:
+        client.push(busybox_store, "busybox:latest", f"{registry.host}/lab/progress:latest")
+    ref = f"{registry.host}/lab/progress:latest"
+    plain = run_cli("pull", ref, root=tmp_path / "plain")
+    assert "Copying blob" in plain.stderr and "\r" not in plain.stderr
+    assert run_cli("-q", "pull", ref, root=tmp_path / "quiet").stderr == ""
+    main, sub = pty.openpty()
+    try:
+        proc = spawn_cli(tmp_path / "tty", "pull", ref, stderr=sub, stdout=subprocess.DEVNULL)
+        os.close(sub)
+        out = b""
+        while True:
+            try:
+                data = os.read(main, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        assert proc.wait() == 0
+    finally:
+        os.close(main)
+    assert b"\r[" in out and b"MiB" in out
+    rows = json.loads(run_cli("--format", "json", "pull", ref, root=tmp_path / "json").stdout)
+    assert rows["digest"] == busybox_store.resolve("busybox:latest").digest

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from bock_image import DigestMismatch, InvalidReference, NotFound, Store, import_rootfs
-from conftest import BUSYBOX_CONFIG, spawn_cli
+from bock_image_testlib import BUSYBOX_CONFIG, spawn_cli
 
 
 def test_import_list_inspect_cli(tmp_path, busybox_tarball, cli):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from bock_image import Store, UnsafeLayer, new_config, release_rootfs, write_image, write_layer
-from helpers import TarBuilder
+from bock_image_testlib import TarBuilder
 
 pytestmark = pytest.mark.root
 MODES = ("overlay", "copy")
@@ -165,6 +165,11 @@ def rich_layers() -> list[bytes]:
         .symlink("lib", "usr/lib")
         .file("usr/lib/base.so", b"base", mode=0o755)
         .file("setuid", b"#!", mode=0o4755)
+        .dir("sgid", mode=0o2775, gid=50)
+        .file("sgid/root-owned", b"f")  # 0:0 in the tar: must not inherit the directory's gid
+        .file("group-writable", b"g", mode=0o664)
+        .dir("ro-dir", mode=0o555)
+        .file("ro-dir/inside", b"i", mode=0o400)
         .bytes()
     )
     upper = (
@@ -201,6 +206,10 @@ def test_layers_applied_correctly(tmp_path, mode):
         st = (r / "etc" / "keep").stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 4321, 0o640)
         assert stat.S_IMODE((r / "setuid").stat().st_mode) == 0o4755
+        assert (r / "sgid" / "root-owned").stat().st_gid == 0
+        assert stat.S_IMODE((r / "sgid").stat().st_mode) == 0o2775 and (r / "sgid").stat().st_gid == 50
+        assert stat.S_IMODE((r / "group-writable").stat().st_mode) == 0o664
+        assert stat.S_IMODE((r / "ro-dir").stat().st_mode) == 0o555
         dev = (r / "dev-null").lstat()
         assert stat.S_ISCHR(dev.st_mode) and os.major(dev.st_rdev) == 1 and os.minor(dev.st_rdev) == 3
         assert stat.S_ISBLK((r / "blk").lstat().st_mode)
@@ -246,3 +255,50 @@ def test_snapshot_reused_and_gc_removes_it(tmp_path):
     store.rm("one:latest")
     store.gc()
     assert not snap.exists()
+
+
+def replacement_layers() -> list[bytes]:
+    lower = (
+        TarBuilder().file("f", b"old").symlink("s", "f").dir("d").file("d/x", b"x").file("keep", b"k").bytes()
+    )
+    upper = (
+        TarBuilder()
+        .dir("s")  # a directory replaces a symlink
+        .file("s/inside", b"in")
+        .file("d", b"now a file")  # a file replaces a directory
+        .file("g", b"g")
+        .hardlink("f", "g")  # a hard link replaces a file
+        .symlink("keep", "g")  # a symlink replaces a file
+        .file("twice", b"1")
+        .file("twice", b"2")  # the same layer writes a path twice: the last one wins
+        .bytes()
+    )
+    return [lower, upper]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_entries_replace_what_is_there(tmp_path, mode):
+    store = Store(tmp_path / "store")
+    image(store, "rep:latest", *replacement_layers())
+    rootfs = store.rootfs("rep:latest", tmp_path / "rootfs", mode=mode)
+    try:
+        r = rootfs.path
+        assert (
+            (r / "s").is_dir() and not (r / "s").is_symlink() and (r / "s" / "inside").read_bytes() == b"in"
+        )
+        assert (r / "d").is_file() and (r / "d").read_bytes() == b"now a file"
+        assert (r / "f").read_bytes() == b"g" and (r / "f").stat().st_ino == (r / "g").stat().st_ino
+        assert os.readlink(r / "keep") == "g"
+        assert (r / "twice").read_bytes() == b"2"
+    finally:
+        release_rootfs(rootfs.path)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store.root}:rep:latest", str(tmp_path / "umoci")],
+        check=True,
+        capture_output=True,
+    )
+    copy = store.rootfs("rep:latest", tmp_path / "copy", mode="copy")
+    try:
+        assert tree(tmp_path / "umoci" / "rootfs") == tree(copy.path)
+    finally:
+        release_rootfs(copy.path)

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -158,10 +159,19 @@ class Registry:
         self.log.close()
 
 
-def htpasswd_auth(base: Path, users: dict[str, str]) -> dict:
-    import bcrypt
+def _bcrypt_line(user: str, password: str) -> str:
+    if shutil.which("htpasswd"):  # apache2-utils
+        out = subprocess.run(
+            ["htpasswd", "-nbB", "-C", "5", user, password], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    import bcrypt  # pip fallback
 
-    lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}" for u, p in users.items()]
+    return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}"
+
+
+def htpasswd_auth(base: Path, users: dict[str, str]) -> dict:
+    lines = [_bcrypt_line(u, p) for u, p in users.items()]
     path = base / "htpasswd"
     base.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -401,3 +411,28 @@ class FaultProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+BUSYBOX_CONFIG = {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+
+
+def run_cli(*args: str, root: Path | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "bock_image.cli"]
+    if root is not None:
+        cmd += ["--root", str(root)]
+    res = subprocess.run([*cmd, *args], capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"bock-image {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
+    return res
+
+
+def spawn_cli(root: Path, *args: str, **kw) -> subprocess.Popen:
+    """Start bock-image in the background (for kill and concurrency tests)."""
+    return subprocess.Popen([sys.executable, "-m", "bock_image.cli", "--root", str(root), *args], **kw)
+
+
+def runtime_binary() -> str:
+    """The OCI runtime that runs bundles in the tests: $BOCK_RUNTIME, default runc."""
+    return os.environ.get("BOCK_RUNTIME", "runc")

@@ -1,0 +1,147 @@
+"""Unpacking a layer while it downloads: the download thread feeds each chunk (after hashing and
+writing it to disk) to an extractor thread through a bounded queue, so decompression and file
+creation overlap with the network. The snapshot is committed only once the blob digest *and*
+the diff_id have been verified; anything odd (a restarted download, an error) abandons the stream
+and the layer is unpacked from the stored blob afterwards the usual way."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import _media
+from ._compress import open_decompressed
+from ._digest import HashingReader
+from ._fsutil import flocked, remove_tree
+from ._models import Descriptor
+from ._snapshots import _snapshot_dir
+from ._unpack import extract_stream
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+_DONE = None
+_QUEUE_CHUNKS = 64  # x ~64 KiB socket reads: a few MiB in flight at most
+
+
+class _QueueReader:
+    """A blocking binary reader over the chunks of a queue (None ends the stream)."""
+
+    def __init__(self, q: queue.Queue) -> None:
+        self.q = q
+        self.cur = b""
+        self.pos = 0
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        parts = []
+        size = 0
+        while n < 0 or size < n:
+            if self.pos >= len(self.cur):
+                if self.eof:
+                    break
+                chunk = self.q.get()
+                if chunk is _DONE:
+                    self.eof = True
+                    break
+                self.cur, self.pos = chunk, 0
+            end = len(self.cur) if n < 0 else min(len(self.cur), self.pos + n - size)
+            parts.append(self.cur[self.pos : end] if self.pos or end < len(self.cur) else self.cur)
+            size += end - self.pos
+            self.pos = end
+        return b"".join(parts)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class StreamingSnapshot:
+    def __init__(
+        self, store: Store, layer: Descriptor, diff_id: str | None, lower: list[StreamingSnapshot | Path]
+    ):
+        self.store = store
+        self.layer = layer
+        self.diff_id = diff_id
+        self.lower = lower  # top first; a StreamingSnapshot not yet done is waited for
+        self.path = _snapshot_dir(store, layer.digest)
+        self.tmp = self.path.with_name(f".tmp-{self.path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+        self.q: queue.Queue = queue.Queue(_QUEUE_CHUNKS)
+        self.abandoned = False
+        self.fed = 0
+        self.error: BaseException | None = None
+        self.got_diff_id: str | None = None
+        self.done = threading.Event()  # set when committed (ok) or given up (not ok)
+        self.ok = False
+        self.thread = threading.Thread(target=self._run, name=f"unpack-{layer.digest[7:19]}", daemon=True)
+        self.thread.start()
+
+    # called from the download thread
+    def feed(self, chunk: bytes) -> None:
+        if not self.abandoned:
+            self.q.put(chunk)
+            self.fed += len(chunk)
+
+    def abandon(self) -> None:
+        if not self.abandoned:
+            self.abandoned = True
+            self.q.put(_DONE)
+
+    def complete(self, verified: bool) -> None:
+        """The blob download ended (verified or not): wait for the extractor, commit or clean up."""
+        if not self.abandoned:
+            self.q.put(_DONE)
+        self.thread.join()
+        try:
+            if verified and not self.abandoned and self.error is None and self._diff_ok():
+                with flocked(f"{self.path}.lock"):
+                    if not self.path.is_dir():
+                        os.rename(self.tmp, self.path)
+                self.ok = True
+        finally:
+            remove_tree(self.tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}.lock")
+            self.done.set()
+
+    def _diff_ok(self) -> bool:
+        return self.diff_id is None or self.got_diff_id == self.diff_id
+
+    # the extractor thread
+    def _run(self) -> None:
+        reader = _QueueReader(self.q)
+        try:
+            lowers: list[str] = []
+            for low in self.lower:
+                if isinstance(low, StreamingSnapshot):
+                    low.done.wait()
+                    if not low.ok:
+                        raise RuntimeError("a lower layer was not unpacked")
+                    lowers.append(str(low.path))
+                else:
+                    lowers.append(str(low))
+            self.tmp.mkdir(mode=0o755)
+            plain = open_decompressed(reader, _media.layer_compression(self.layer.mediaType))  # type: ignore[arg-type]
+            try:
+                hashed = HashingReader(plain, (self.diff_id or "sha256").partition(":")[0])
+                extract_stream(hashed, str(self.tmp), mode="overlay", lowers=lowers)
+                hashed.drain()
+                self.got_diff_id = hashed.digest()
+            finally:
+                plain.close()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            while not reader.eof:  # never leave the downloader blocked on a full queue
+                reader.read(1 << 20)
