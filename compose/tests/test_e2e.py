@@ -64,8 +64,10 @@ networks:
     assert f"nameserver {st.networks['front'].gateway}" in resolv
 
 
-def test_service_healthy_gates_dependent(compose):
-    c = compose()
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_service_healthy_gates_dependent(compose, runtime):
+    """CMD-SHELL probes: through `runc exec`, or bockrose's namespace-joining fallback for bock."""
+    c = compose(runtime)
     c.write("""
 services:
   db:
