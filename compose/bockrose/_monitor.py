@@ -406,7 +406,7 @@ class Monitor:
         ).encode()
 
     def start_container(self, c: ContainerState) -> None:
-        """runtime create + start (a container that exited is re-created from the same bundle)."""
+        """runtime `run --detach` (a container that exited is re-created from the same bundle)."""
         cdir = container_dir(self.root, self.name, c.name)
         self.runtime.delete(c.name)
         ev = threading.Event()
@@ -425,11 +425,12 @@ class Monitor:
             os.unlink(pid_file)
         try:
             t = time.perf_counter()
-            self.runtime.create(c.name, os.path.join(cdir, "bundle"), pid_file, out_fd, err_fd)
-            self.trace(c.name, "runtime create", t)
+            self.runtime.run_detached(c.name, os.path.join(cdir, "bundle"), pid_file, out_fd, err_fd)
+            self.trace(c.name, "runtime run -d", t)
         except ComposeError as exc:
             ev.set()
             time.sleep(0.3)
+            self.runtime.delete(c.name)
             raise ComposeError(f"{exc}: {self._tail_log(c.name)}") from None
         finally:
             os.close(out_fd)
@@ -438,13 +439,6 @@ class Monitor:
             pid = int(f.read().strip())
         c.pid = pid
         _proc.on_exit(pid, lambda code, n=c.name, g=gen: self._on_exit(n, g, code))
-        try:
-            t = time.perf_counter()
-            self.runtime.start(c.name)
-            self.trace(c.name, "runtime start", t)
-        except ComposeError:
-            self.runtime.delete(c.name)
-            raise
         with self.lock:
             if not ev.is_set():
                 c.status = "running"
