@@ -74,6 +74,7 @@ class Monitor:
         self.quit = threading.Event()
         self.events_path = os.path.join(self.pdir, "events.jsonl")
         self._listener: socket.socket | None = None
+        self._networks_ready = _Ready.done()
 
     # -- helpers ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -249,6 +250,7 @@ class Monitor:
             t = self.trace(name, "bundle", t)
             c.command = list(spec["process"]["args"])
             mode = svc.get("network_mode") or ""
+            self._networks_ready.wait()
             netns_path = None
             nameserver = None
             if mode.startswith("service:") or mode.startswith("container:"):
@@ -800,7 +802,14 @@ class Monitor:
         used = set()
         for s in services.values():
             used.update(service_networks(self._project_networks, s))
-        self.ensure_networks(req.get("networks") or {}, used)
+        # bridges (and pyroute2's import) while the first bundles are being made: containers wait
+        # for the networks only right before their netns is attached
+        self._networks_ready = _Ready()
+        threading.Thread(
+            target=self._networks_ready.run,
+            args=(self.ensure_networks, req.get("networks") or {}, used),
+            daemon=True,
+        ).start()
         deps = {n: [d for d in (s.get("depends_on") or {}) if d in services] for n, s in services.items()}
         if opts.get("remove_orphans"):
             for c in list(self.state.containers.values()):
@@ -837,6 +846,7 @@ class Monitor:
             t.start()
         for t in threads:
             t.join()
+        self._networks_ready.wait()
         self.sync_dns()
         self.sync_nat()
         if failed:
@@ -1198,6 +1208,35 @@ class Monitor:
             with contextlib.suppress(OSError):
                 f.close()
                 conn.close()
+
+
+class _Ready:
+    """Work running in a thread that others wait for; its error is raised in every waiter."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self._error is not None:
+            if isinstance(self._error, ComposeError):
+                raise ComposeError(str(self._error))
+            raise ComposeError(f"network set-up failed: {self._error!r}")
+
+    @classmethod
+    def done(cls) -> _Ready:
+        r = cls()
+        r._done.set()
+        return r
 
 
 class _NetView:

@@ -35,6 +35,12 @@ def veth_name(container: str, net: str, nonce: str) -> str:
     return "vbr" + _h(container, net, nonce)
 
 
+def bridge_mac(name: str) -> str:
+    """A locally administered unicast MAC derived from the bridge name (docker uses 02:42:...)."""
+    h = hashlib.sha256(name.encode()).digest()
+    return "02:42:" + ":".join(f"{b:02x}" for b in h[:4])
+
+
 def _ipr():
     from pyroute2 import IPRoute
 
@@ -88,6 +94,9 @@ def ensure_bridge(name: str, subnet: str | None, gateway: str | None) -> tuple[s
             if not found:
                 ip.link("add", ifname=name, kind="bridge")
             idx = ip.link_lookup(ifname=name)[0]
+            # a fixed MAC: otherwise the bridge takes its lowest port's, and removing that port (a
+            # replica scaled away) changes the gateway's MAC under the other containers' ARP caches
+            ip.link("set", index=idx, address=bridge_mac(name))
             ip.addr("add", index=idx, address=gw, prefixlen=net.prefixlen)
             ip.link("set", index=idx, state="up")
         except Exception as exc:  # pyroute2 raises NetlinkError (an OSError subclass) and others

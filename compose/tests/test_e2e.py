@@ -196,6 +196,13 @@ def _nslookup(c, name: str, want: int | None = None) -> list[str]:
     return got
 
 
+def _link_mac(name: str) -> str:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ip:
+        return ip.get_links(ip.link_lookup(ifname=name)[0])[0].get_attr("IFLA_ADDRESS")
+
+
 def test_scale_up_and_down_dns_follows(compose):
     c = compose()
     c.write("""
@@ -216,7 +223,10 @@ services:
     assert _nslookup(c, "web", 3) == addrs
     assert _nslookup(c, "web-3", 1) == [st.containers[f"{c.name}-web-3"].addresses["default"]]
     client_pid = st.containers[f"{c.name}-client-1"].pid
+    mac = _link_mac(st.networks["default"].bridge)
     c.run("up", "-d", "--scale", "web=1")
+    # the gateway keeps its MAC when the ports of the removed replicas go (else ARP caches go stale)
+    assert _link_mac(st.networks["default"].bridge) == mac
     assert c.state().containers[f"{c.name}-client-1"].pid == client_pid, "scaling recreated another service"
     assert len(_nslookup(c, "web", 1)) == 1
     assert _nslookup(c, "web-3", 0) == []
