@@ -202,6 +202,8 @@ def run_build(
 
 
 def new_state(project: Project, opts: Options) -> ProjectState:
+    if not (os.path.isabs(opts.runtime) and os.access(opts.runtime, os.X_OK)):
+        raise ComposeError(f"OCI runtime {opts.runtime!r} not found: install bock or pass --runtime PATH")
     return ProjectState(
         name=project.name,
         key=project_key(opts.root, project.name),
@@ -272,11 +274,15 @@ def up(
     if not (force_recreate or build or pull == "always" or no_start) and is_converged(
         state, services, hashes, scale, wanted
     ):
-        orphans = [c.name for c in state.containers.values() if c.service not in services and not c.oneoff]
+        orphans = sorted(
+            {c.service for c in state.containers.values() if c.service not in services and not c.oneoff}
+        )
         if not orphans or not remove_orphans:
             for c in sorted(state.containers.values(), key=lambda c: c.name):
                 if c.service in wanted:
                     emit(f"Container {c.name}  Running")
+            if orphans:
+                opts.notify(_orphan_warning(orphans))
             return state
     ensure_images(
         project, {n: services[n] for n in wanted}, opts, pull=pull, build=build, no_build=no_build, emit=emit
@@ -316,12 +322,15 @@ def up(
             {c.service for c in st.containers.values() if c.service not in services and not c.oneoff}
         )
         if orphans:
-            opts.notify(
-                f"Found orphan containers ({', '.join(orphans)}) for this project. If you removed or "
-                "renamed this service in your compose file, you can run this command with the "
-                "--remove-orphans flag to clean it up."
-            )
+            opts.notify(_orphan_warning(orphans))
     return st
+
+
+def _orphan_warning(orphans: list[str]) -> str:
+    return (
+        f"Found orphan containers ({', '.join(orphans)}) for this project. If you removed or renamed this "
+        "service in your compose file, you can run this command with the --remove-orphans flag to clean it up."
+    )
 
 
 def monitor_call(

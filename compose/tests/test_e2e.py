@@ -482,3 +482,29 @@ def test_pause_unpause_with_runc(compose):
     c.run("unpause")
     assert c.state().containers[f"{c.name}-s-1"].status == "running"
     assert c.exec("s", "echo", "alive").stdout.strip() == "alive"
+
+
+def test_missing_image_build_without_builder_and_orphans(compose):
+    c = compose()
+    c.write("services:\n  a:\n    image: not-in-store:1\n    pull_policy: never\n")
+    p = c.run("up", "-d", check=False)
+    assert (
+        p.returncode == 1 and "image not-in-store:1 not found" in p.stderr and "pull_policy never" in p.stderr
+    )
+    assert c.state() is None  # nothing was started or recorded
+    c.write("services:\n  a:\n    build: .\n")
+    path = c.env["PATH"]
+    c.env["PATH"] = "/usr/bin:/bin"  # no bock-build (and no bock)
+    p = c.run("--runtime", RUNC, "up", "-d", check=False)
+    assert p.returncode == 1 and "bock-build is not installed" in p.stderr
+    p = c.run("config", "-q")  # needs no runtime
+    c.env["PATH"] = path
+    c.write(
+        "services:\n  a: {image: busybox, command: sleep 3600}\n  b: {image: busybox, command: sleep 3600}\n"
+    )
+    c.run("up", "-d")
+    c.write("services:\n  a: {image: busybox, command: sleep 3600}\n")
+    p = c.run("up", "-d")
+    assert "Found orphan containers (b)" in p.stderr
+    c.run("up", "-d", "--remove-orphans")
+    assert sorted(x.service for x in c.state().containers.values()) == ["a"]
