@@ -18,6 +18,7 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -1192,6 +1193,12 @@ class Monitor:
                 f.flush()
 
         try:
+            # an abstract socket has no file permissions: only our own uid may drive the monitor
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            if uid != os.geteuid():
+                emit({"ok": False, "error": f"permission denied: uid {uid} may not use this monitor"})
+                return
             line = f.readline()
             if not line:
                 return

@@ -508,3 +508,29 @@ def test_missing_image_build_without_builder_and_orphans(compose):
     assert "Found orphan containers (b)" in p.stderr
     c.run("up", "-d", "--remove-orphans")
     assert sorted(x.service for x in c.state().containers.values()) == ["a"]
+
+
+def test_monitor_refuses_other_users(compose):
+    import subprocess
+    import sys
+
+    from bockrose._state import socket_address
+
+    c = compose()
+    c.write("services:\n  a: {image: busybox, command: sleep 3600}\n")
+    c.run("up", "-d")
+    addr = socket_address(c.root, c.name)
+    code = (
+        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(bytes.fromhex(sys.argv[1]).decode());"
+        's.sendall(b\'{"op": "down"}\\n\'); print(s.makefile().readline())'
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, addr.encode().hex()],
+        user=65534,
+        group=65534,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "permission denied: uid 65534" in p.stdout, (p.stdout, p.stderr)
+    assert c.state().containers[f"{c.name}-a-1"].status == "running"
