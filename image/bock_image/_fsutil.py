@@ -19,9 +19,8 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
     global _sync_file_range
     if _sync_file_range is None:
         import ctypes
-        import ctypes.util
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded (find_library forks ldconfig)
         fn = getattr(libc, "sync_file_range", None)
         if fn is not None:
             fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
