@@ -64,6 +64,13 @@ def ensure_monitor(root: str, state: ProjectState, notify: Callable[[str], None]
     line = f.readline()
     f.close()
     if not line:
+        # another CLI may have started this project's monitor at the same moment: use that one
+        for _ in range(100):
+            other = connect(root, state.name)
+            if other is not None:
+                other.close()
+                return
+            time.sleep(0.05)
         rc = proc.wait(timeout=5) if proc.poll() is not None else None
         tail = ""
         try:

@@ -76,6 +76,7 @@ class Monitor:
         self.events_path = os.path.join(self.pdir, "events.jsonl")
         self._listener: socket.socket | None = None
         self._networks_ready = _Ready.done()
+        self._op_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -778,7 +779,12 @@ class Monitor:
         fn = getattr(self, f"op_{op}", None)
         if fn is None:
             raise MonitorError(f"unknown request {op!r}")
-        return fn(req, emit) or {}
+        if op == "ping":
+            return fn(req, emit) or {}
+        with self._op_lock:  # two CLIs at once: their changes apply one after the other
+            if self.quit.is_set():
+                raise MonitorError("the project is being taken down")
+            return fn(req, emit) or {}
 
     def op_ping(self, req, emit):
         return {"pid": os.getpid()}

@@ -534,3 +534,36 @@ def test_monitor_refuses_other_users(compose):
     )
     assert "permission denied: uid 65534" in p.stdout, (p.stdout, p.stderr)
     assert c.state().containers[f"{c.name}-a-1"].status == "running"
+
+
+def test_top_stats_images_events_and_concurrent_clients(compose):
+    import subprocess
+
+    c = compose()
+    c.write(
+        "services:\n  a: {image: busybox, command: sleep 3600}\n  b: {image: busybox, command: sleep 3601}\n"
+    )
+    ev = subprocess.Popen(c.argv("events", "--json"), stdout=subprocess.PIPE, text=True, env=c.env, cwd=c.dir)
+    try:
+        time.sleep(1)
+        # two `up`s at once: the monitor serialises them; both succeed, nothing is made twice
+        procs = [
+            subprocess.Popen(c.argv("up", "-d"), env=c.env, cwd=c.dir, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        assert [p.wait(120) for p in procs] == [0, 0]
+        assert sorted(c.state().containers) == [f"{c.name}-a-1", f"{c.name}-b-1"]
+        top = c.run("top", "a").stdout
+        assert "sleep 3600" in top and "PID" in top
+        stats = c.run("stats", "--no-stream").stdout
+        assert f"{c.name}-a-1" in stats and f"{c.name}-b-1" in stats
+        images = c.run("images").stdout
+        assert "busybox" in images and f"{c.name}-a-1" in images
+        c.run("restart", "-t", "0", "a")
+        time.sleep(1)
+    finally:
+        ev.terminate()
+        out, _ = ev.communicate(timeout=10)
+    actions = [(e["action"], e["service"]) for e in map(json.loads, out.splitlines())]
+    for want in [("create", "a"), ("start", "a"), ("stop", "a"), ("start", "b")]:
+        assert want in actions, actions
