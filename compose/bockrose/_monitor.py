@@ -1212,6 +1212,11 @@ class Monitor:
             try:
                 result = self.handle(req, emit)
                 emit({"ok": True, **result})
+                if result.get("exit"):  # down is complete: nothing left to tear down in here
+                    with contextlib.suppress(OSError):
+                        f.close()
+                        conn.close()
+                    os._exit(0)
             except ComposeError as exc:
                 emit({"ok": False, "error": str(exc)})
             except Exception as exc:
