@@ -209,9 +209,8 @@ def runtime_spec(
         cmd = []  # docker: overriding the entrypoint resets Cmd
     else:
         cmd = list(cfg.get("Cmd") or [])
-    proc["args"] = ep + cmd
-    if not proc["args"]:
-        raise BundleError("no command specified: the image has neither Entrypoint nor Cmd")
+    # An image with neither (e.g. from `import`) keeps the default spec's `sh`, as umoci does.
+    proc["args"] = (ep + cmd) or proc["args"]
     proc["terminal"] = terminal
     uid, gid, extra, home = resolve_user(rootfs, user if user is not None else cfg.get("User", ""))
     proc["user"] = {"uid": uid, "gid": gid}

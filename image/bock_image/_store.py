@@ -358,9 +358,10 @@ class Store:
                     if digest not in keep:
                         blob.unlink()
                         removed.append(digest)
+            in_use = _overlay_lowers()
             for snap in (self._meta / "snapshots").iterdir():
                 alg, _, hexpart = snap.name.partition("-")
-                if f"{alg}:{hexpart}" not in keep:
+                if f"{alg}:{hexpart}" not in keep and str(snap) not in in_use:
                     remove_tree(snap)
             for partial in (self._meta / "ingest").iterdir():
                 remove_tree(partial)
@@ -414,6 +415,23 @@ class Store:
         from ._snapshots import make_rootfs
 
         return make_rootfs(self, ref, Path(dest), mode=mode, platform=platform)
+
+
+def _overlay_lowers() -> set[str]:
+    """Lower directories of the overlay mounts that exist now (a rootfs still in use keeps its
+    snapshots even after its image was removed)."""
+    lowers: set[str] = set()
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                if " - overlay " not in line:
+                    continue
+                for opt in line.rsplit(" ", 1)[-1].strip().split(","):
+                    if opt.startswith("lowerdir="):
+                        lowers.update(opt[len("lowerdir=") :].split(":"))
+    except OSError:
+        pass
+    return lowers
 
 
 def select_platform(index: dict[str, Any], want: Platform) -> Descriptor:

@@ -195,12 +195,23 @@ def test_matches_umoci_conversion(store, busybox_tarball, tmp_path, bundles):
     ]
 
 
-def test_image_without_command_is_an_error(store, busybox_tarball, tmp_path):
+def test_image_without_command_runs_sh_like_umoci(store, busybox_tarball, tmp_path, bundles):
     import_rootfs(store, busybox_tarball, "nocmd:latest")
+    ours = bundles(store, "nocmd:latest").spec["process"]["args"]
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{store.root}:nocmd:latest", str(tmp_path / "umoci")],
+        check=True,
+        capture_output=True,
+    )
+    assert ours == json.loads((tmp_path / "umoci" / "config.json").read_text())["process"]["args"] == ["sh"]
+
+
+def test_bundle_error_leaves_nothing_behind(busybox_store, tmp_path):
     for mode in ("copy", "overlay"):
-        with pytest.raises(BundleError, match="no command"):
-            bundle(store, "nocmd:latest", tmp_path / "b", rootfs_mode=mode)
+        with pytest.raises(BundleError, match="unable to find user ghost"):
+            bundle(busybox_store, "busybox:latest", tmp_path / "b", rootfs_mode=mode, user="ghost")
         assert not (tmp_path / "b").exists()
+        assert not os.path.ismount(tmp_path / "b" / "rootfs")
 
 
 def test_busybox_config_constant_is_used(busybox_store: Store):

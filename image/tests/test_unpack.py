@@ -302,3 +302,18 @@ def test_entries_replace_what_is_there(tmp_path, mode):
         assert tree(tmp_path / "umoci" / "rootfs") == tree(copy.path)
     finally:
         release_rootfs(copy.path)
+
+
+def test_gc_keeps_snapshots_of_mounted_rootfs(tmp_path):
+    store = Store(tmp_path / "store")
+    image(store, "live:latest", TarBuilder().file("a", b"a").bytes())
+    rootfs = store.rootfs("live:latest", tmp_path / "rootfs", mode="overlay")
+    snap = store.snapshot(store.layers("live:latest")[0])
+    try:
+        store.rm("live:latest")
+        store.gc()
+        assert snap.is_dir() and (rootfs.path / "a").read_bytes() == b"a"
+    finally:
+        release_rootfs(rootfs.path)
+    store.gc()
+    assert not snap.exists()
