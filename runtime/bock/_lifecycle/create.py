@@ -103,16 +103,19 @@ def _console_fd(opts: CreateOptions, spec: Spec) -> int | None:
         raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
     if not terminal:
         return None
+    return connect_console_socket(opts.console_socket, BockError)
+
+
+def connect_console_socket(path: str, error: type[BockError]) -> int:
+    """Connect to the caller's --console-socket (in the host's context, as runc does)."""
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        sock.connect(opts.console_socket)
+        sock.connect(path)
     except OSError as err:
         sock.close()
-        raise BockError(
-            f"failed to connect to console socket {opts.console_socket}: {err.strerror}"
-        ) from None
+        raise error(f"failed to connect to console socket {path}: {err.strerror}") from None
     return sock.detach()
 
 

@@ -286,15 +286,9 @@ def _console(opts: ExecOptions, process: Process):
     import _socket
 
     if opts.console_socket:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(opts.console_socket)
-        except OSError as err:
-            sock.close()
-            raise ExecError(
-                f"failed to connect to console socket {opts.console_socket}: {err.strerror}"
-            ) from None
-        return sock.detach(), None
+        from bock._lifecycle.create import connect_console_socket
+
+        return connect_console_socket(opts.console_socket, ExecError), None
     mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     return theirs.detach(), mine
 
