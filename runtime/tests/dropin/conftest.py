@@ -269,35 +269,32 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for point in (
-            "cpu",
-            "cpuacct",
-            "cpuset",
-            "memory",
-            "devices",
-            "freezer",
-            "blkio",
-            "pids",
-            "net_cls",
-            "net_prio",
-            "perf_event",
-            "hugetlb",
-            "rdma",
-            "misc",
-            "systemd",
-            "unified",
-            "",
-        ):
-            try:
-                os.rmdir(os.path.join("/sys/fs/cgroup", point, self.ns))
-            except OSError:
-                pass
         shims = pids_with_cmdline(self.sock)  # shims: -address <sock>
         sockets = [self._shim_socket(pid) for pid in shims]
         kill_pids(shims)
         for path in sockets:  # a killed shim leaves its socket behind
             if path and os.path.exists(path):
                 os.unlink(path)
+        self._remove_namespace_cgroups()
+
+    def _remove_namespace_cgroups(self) -> None:
+        """The parent cgroup ("/<ns>") the containers' cgroupsPath made, in every hierarchy
+        (wherever it is: the memory one nests under our own cgroup here); after the shims,
+        so that it is empty by then."""
+        from bock._init.cgroupfs import host_hierarchies
+
+        for point, _fstype, _opts in host_hierarchies():
+            for top, dirs, _files in os.walk(point):
+                if top.count("/") - point.count("/") >= 3:
+                    dirs[:] = []
+                    continue
+                if self.ns in dirs:
+                    dirs.remove(self.ns)
+                    for sub, _d, _f in sorted(os.walk(os.path.join(top, self.ns)), reverse=True):
+                        try:
+                            os.rmdir(sub)
+                        except OSError:
+                            pass
 
     def _shim_socket(self, pid: int) -> str | None:
         """containerd 1.6's SocketAddress: /run/containerd/s/sha256(<address>/<ns>/<id>)."""

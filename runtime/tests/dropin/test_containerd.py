@@ -49,10 +49,16 @@ def _wait_stopped(containerd, cid: str) -> None:
     raise AssertionError(f"task {cid} did not stop")
 
 
-def test_run_to_completion(ctr_run):
-    _cid, out = ctr_run("sh", "-c", "echo hello-from-ctr; echo err >&2; exit 3", opts=("--rm",))
-    assert out.returncode == 3
-    assert "hello-from-ctr" in out.stdout and "err" in out.stdout + out.stderr
+def test_run_to_completion(ctr_run, runtime):
+    # The reference pair (containerd 1.6 + runc 1.1.5) failed this 2 times in about 8 full
+    # suite runs under heavy load, never alone: the reference gets up to 3 attempts; bock one.
+    for attempt in range(3 if runtime == "runc" else 1):  # noqa: B007 - reported below
+        _cid, out = ctr_run("sh", "-c", "echo hello-from-ctr; echo err >&2; exit 3", opts=("--rm",))
+        ok = out.returncode == 3 and "hello-from-ctr" in out.stdout and "err" in out.stdout + out.stderr
+        if ok:
+            break
+    assert out.returncode == 3, (attempt, out)
+    assert "hello-from-ctr" in out.stdout and "err" in out.stdout + out.stderr, (attempt, out)
 
 
 def test_detached_exec_kill_delete(containerd, ctr_run):
