@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -235,8 +237,35 @@ class Runtime:
         stray = self._kill_strays()
         if stray:
             problems.append(f"processes left behind (killed): {stray}")
+        cgroups = self._remove_default_cgroups()
+        if cgroups:
+            problems.append(f"cgroups left behind (removed): {cgroups}")
         leftover = mounts_under(self.watch)
         if leftover:
             unmount_all_under(self.watch)
             problems.append(f"mounts left behind: {leftover}")
         return problems
+
+    def _remove_default_cgroups(self) -> list[str]:
+        """rmdir the default cgroup (`/<id>` in every hierarchy) of each recorded container that
+        is still there, once the killed processes have left it."""
+        found = []
+        for cid in self.ids:
+            for path in glob.glob(f"/sys/fs/cgroup/*/{glob.escape(cid)}") + glob.glob(
+                f"/sys/fs/cgroup/{glob.escape(cid)}"
+            ):
+                if not os.path.isdir(path):
+                    continue
+                found.append(path)
+                deadline = time.monotonic() + 5
+                while True:
+                    try:
+                        os.rmdir(path)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:  # EBUSY while a killed process is still leaving
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.05)
+        return found

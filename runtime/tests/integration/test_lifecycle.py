@@ -3,6 +3,7 @@ JSON, exec.fifo, the pid file, kill and delete semantics."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -415,6 +416,9 @@ def test_the_runtime_fixture_cleans_up_and_reports(bock_bin, bundle, tmp_path):
     problems = rt.cleanup()
     assert any("mounts left behind" in p for p in problems), problems
     assert any("processes left behind" in p for p in problems), problems
+    if _has_cgroups():
+        assert any("cgroups left behind" in p for p in problems), problems
+        assert not glob.glob(f"/sys/fs/cgroup/*/{cid}")
     assert not mounts_under([str(watched)])
     wait_for(lambda: not _alive(pid), what="the stray init to die")
 
