@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 def _all_caps() -> list[str]:
     """Every capability the kernel knows (privileged: true), names from the bock runtime's table."""
-    from bock._security.caps import CAP_NAMES
+    from bock import CAP_NAMES
 
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
