@@ -117,17 +117,15 @@ def ensure_images(
     no_build: bool = False,
     emit: Callable[[str], None] = print,
 ) -> None:
-    """Images per pull_policy (missing by default; `build` when a build section has no image)."""
+    """Images per pull_policy (`missing` by default; a build section builds a missing image)."""
     import bock_image
 
     store = _store(opts)
     for name, svc in services.items():
         ref = image_ref(project, name, svc)
-        policy = (
-            pull
-            or svc.get("pull_policy")
-            or ("build" if svc.get("build") and not svc.get("image") else "missing")
-        )
+        # a build section without an explicit policy builds only when the image is missing;
+        # `pull_policy: build` (or `up --build`) builds every time
+        policy = pull or svc.get("pull_policy") or "missing"
         policy = {"if_not_present": "missing"}.get(policy, policy)
         try:
             store.resolve(ref)
@@ -141,6 +139,8 @@ def ensure_images(
         ):
             run_build(project, name, svc, opts, emit)
             continue
+        if svc.get("build") and not svc.get("image") and present:
+            continue  # a built image has nowhere to be pulled from
         if policy == "always" or (
             (not present and policy in ("missing", "daily", "weekly"))
             or (not present and policy.startswith("every_"))
