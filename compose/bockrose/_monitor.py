@@ -1187,6 +1187,7 @@ class Monitor:
             else:
                 c.status = "exited"
                 c.pid = 0
+                self._release_console(c.name)  # it exited while no monitor read its terminal
                 threading.Thread(target=self._on_exit, args=(c.name, gen, 255), daemon=True).start()
         self.save()
         self.sync_dns()
