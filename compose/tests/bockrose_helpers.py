@@ -18,7 +18,7 @@ for sub in ("compose", "image", "runtime"):
     if str(REPO / sub) not in sys.path:
         sys.path.insert(0, str(REPO / sub))
 
-from bockrose import _nat, _network  # noqa: E402
+from bockrose import _console, _nat, _network  # noqa: E402
 from bockrose._state import load_state, pid_alive  # noqa: E402
 
 RUNC = "/usr/sbin/runc"
@@ -143,6 +143,7 @@ class Compose:
                 for c in st2.containers.values():
                     if c.pid and pid_alive(c.pid):
                         os.kill(c.pid, signal.SIGKILL)
+                    _console.stop_holder(c.console_holder)  # tty: true
                     if c.netns:
                         _network.remove_netns(c.netns)
                 for n in st2.networks.values():
