@@ -37,13 +37,15 @@ class ConsoleSocket:
         self.sock.settimeout(timeout)
         try:
             conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(timeout)
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
         except TimeoutError:
             raise MonitorError(
                 "the runtime did not send the container's terminal on --console-socket"
             ) from None
-        with conn:
-            conn.settimeout(timeout)
-            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+        except OSError as exc:
+            raise MonitorError(f"receiving the container's terminal on --console-socket: {exc}") from None
         if not fds:
             raise MonitorError("the runtime's --console-socket message carried no file descriptor")
         os.set_inheritable(fds[0], False)
