@@ -82,10 +82,15 @@ class Compose:
             {
                 "BOCK_IMAGE_ROOT": image_root,
                 "BOCKROSE_ROOT": self.root,
-                "PYTHONPATH": os.pathsep.join(str(REPO / s) for s in ("compose", "image", "runtime")),
+                "PYTHONPATH": os.pathsep.join(
+                    str(REPO / s) for s in ("compose", "image", "runtime", "build")
+                ),
             }
         )
         self.env.pop("COMPOSE_PROJECT_NAME", None)
+        tools = os.path.dirname(sys.executable)  # bock-image / bock-build of this environment
+        if os.access(os.path.join(tools, "bock-build"), os.X_OK):
+            self.env["PATH"] = tools + os.pathsep + self.env.get("PATH", "")
         self.file = self.dir / "compose.yaml"
 
     def write(self, text: str, name: str = "compose.yaml") -> pathlib.Path:
