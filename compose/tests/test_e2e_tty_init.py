@@ -92,6 +92,8 @@ services:
     )
     assert rc == 0, out
     assert "exec-has-a-tty" in out and "/dev/pts/" in out
+    rc, out = _run_on_pty(c.argv("exec", "term", "sh", "-c", "exit 5"), c.env, c.dir)
+    assert rc == 5, out  # the exit code passes through the terminal's exec
     # restart: a new terminal, a new holder; the old one is gone
     c.run("restart", "-t", "1", "term")
     c.wait_for(
