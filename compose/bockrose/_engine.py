@@ -139,8 +139,13 @@ def ensure_images(
         ):
             run_build(project, name, svc, opts, emit)
             continue
-        if svc.get("build") and not svc.get("image") and present:
-            continue  # a built image has nowhere to be pulled from
+        if svc.get("build") and not svc.get("image"):  # a built image has nowhere to be pulled from
+            if present:
+                continue
+            raise ComposeError(
+                f"service {name!r}: image {ref} is not built yet "
+                f"({'--no-build' if no_build else f'pull_policy {policy}'} prevents building it)"
+            )
         if policy == "always" or (
             (not present and policy in ("missing", "daily", "weekly"))
             or (not present and policy.startswith("every_"))

@@ -49,6 +49,8 @@ def test_build_then_up_and_rebuild_recreates(compose, runtime):
     )
     c.write("services:\n  app:\n    build: ./app\n  side:\n    image: busybox\n    command: sleep 3600\n")
     ref = f"{c.name}-app"
+    p = c.run("up", "-d", "--no-build", check=False)
+    assert p.returncode == 1 and f"image {ref} is not built yet (--no-build" in p.stderr, p.stderr
     p = c.run("build")
     assert "Building" in p.stdout + p.stderr
     first = _digest(c.image_root, ref)
