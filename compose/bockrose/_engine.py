@@ -117,17 +117,15 @@ def ensure_images(
     no_build: bool = False,
     emit: Callable[[str], None] = print,
 ) -> None:
-    """Images per pull_policy (missing by default; `build` when a build section has no image)."""
+    """Images per pull_policy (`missing` by default; a build section builds a missing image)."""
     import bock_image
 
     store = _store(opts)
     for name, svc in services.items():
         ref = image_ref(project, name, svc)
-        policy = (
-            pull
-            or svc.get("pull_policy")
-            or ("build" if svc.get("build") and not svc.get("image") else "missing")
-        )
+        # a build section without an explicit policy builds only when the image is missing;
+        # `pull_policy: build` (or `up --build`) builds every time
+        policy = pull or svc.get("pull_policy") or "missing"
         policy = {"if_not_present": "missing"}.get(policy, policy)
         try:
             store.resolve(ref)
@@ -137,10 +135,17 @@ def ensure_images(
         if (
             svc.get("build")
             and not no_build
-            and (build or (policy == "build" and not present) or (not present and policy != "never"))
+            and (build or policy == "build" or (not present and policy != "never"))
         ):
             run_build(project, name, svc, opts, emit)
             continue
+        if svc.get("build") and not svc.get("image"):  # a built image has nowhere to be pulled from
+            if present:
+                continue
+            raise ComposeError(
+                f"service {name!r}: image {ref} is not built yet "
+                f"({'--no-build' if no_build else f'pull_policy {policy}'} prevents building it)"
+            )
         if policy == "always" or (
             (not present and policy in ("missing", "daily", "weekly"))
             or (not present and policy.startswith("every_"))
@@ -148,12 +153,57 @@ def ensure_images(
             pull_image(ref, opts, emit)
         elif not present:
             raise ComposeError(
-                f"service {name!r}: image {ref} not found in {store.root} (pull_policy {policy})"
+                f"service {name!r}: no such image: {ref} (not in the image store {store.root}, "
+                f"and pull_policy is {policy}: pull it first, e.g. `bock-image pull {ref}`)"
             )
 
 
+def pull_services(
+    project: Project,
+    opts: Options,
+    services: list[str],
+    *,
+    policy: str | None,
+    ignore_buildable: bool,
+    ignore_failures: bool,
+    emit: Callable[[str], None],
+) -> None:
+    """`pull` as docker compose does it: services whose pull_policy is `never` or `build` are
+    skipped, so are images that are present when the policy (or --policy) is `missing`."""
+    import bock_image
+
+    store = _store(opts)
+    for name, svc in project.services.items():
+        if services and name not in services:
+            continue
+        ref = image_ref(project, name, svc)
+        if svc.get("build") and (not svc.get("image") or ignore_buildable):
+            continue
+        wanted = {"if_not_present": "missing"}.get(svc.get("pull_policy") or "", svc.get("pull_policy"))
+        if wanted in ("never", "build"):
+            emit(f"Image {ref}  Skipped (pull_policy {wanted})")
+            continue
+        if (policy or wanted) == "missing":
+            try:
+                store.resolve(ref)
+                emit(f"Image {ref}  Skipped - Image is already present locally")
+                continue
+            except bock_image.ImageError:
+                pass
+        try:
+            pull_image(ref, opts, emit)
+        except ComposeError:
+            if not ignore_failures:
+                raise
+
+
+def tool_path(name: str) -> str:
+    """bock-image: from $PATH, else the one installed next to this Python."""
+    return shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
+
+
 def pull_image(ref: str, opts: Options, emit: Callable[[str], None]) -> None:
-    tool = shutil.which("bock-image") or os.path.join(os.path.dirname(sys.executable), "bock-image")
+    tool = tool_path("bock-image")
     argv = [tool, "--quiet"] + (["--root", opts.image_root] if opts.image_root else []) + ["pull", ref]
     emit(f"Image {ref}  Pulling")
     p = subprocess.run(argv, capture_output=True, text=True)
@@ -215,16 +265,35 @@ def new_state(project: Project, opts: Options) -> ProjectState:
     )
 
 
+def image_digests(project: Project, services: dict[str, dict[str, Any]], opts: Options) -> dict[str, str]:
+    """The manifest digest of each service's image in the store ("" when it is not there): a
+    container made from another digest is recreated, as docker compose does after a build or pull."""
+    import bock_image
+
+    store = _store(opts)
+    out = {}
+    for name, svc in services.items():
+        try:
+            out[name] = store.resolve(image_ref(project, name, svc)).digest
+        except bock_image.ImageError:
+            out[name] = ""
+    return out
+
+
 def is_converged(
     state: ProjectState | None,
     services: dict[str, dict[str, Any]],
     hashes: dict[str, str],
     scale: dict[str, int],
     targets: set[str],
+    digests: dict[str, str],
 ) -> bool:
     """True when every target service has exactly its replicas, running, with the same config hash
-    and the monitor is alive: `up` then has nothing to do (no monitor round trip)."""
+    and image, and the monitor is alive: `up` then has nothing to do (no monitor round trip).
+    A service whose pull_policy is `always` (or `build`) is never converged: it pulls (builds) first."""
     if state is None or not pid_alive(state.monitor_pid):
+        return False
+    if any(services[n].get("pull_policy") in ("always", "build") for n in targets):
         return False
     by_service: dict[str, list[ContainerState]] = {}
     for c in state.containers.values():
@@ -235,6 +304,8 @@ def is_converged(
         if sorted(c.number for c in cs) != list(range(1, scale[name] + 1)):
             return False
         if any(c.hash != hashes[name] or c.status not in ("running", "restarting") for c in cs):
+            return False
+        if any(c.image_digest and c.image_digest != digests.get(name) for c in cs):
             return False
     return True
 
@@ -272,7 +343,7 @@ def up(
         wanted = closure(project.deps(), wanted)
     state = load_state(opts.root, project.name)
     if not (force_recreate or build or pull == "always" or no_start) and is_converged(
-        state, services, hashes, scale, wanted
+        state, services, hashes, scale, wanted, image_digests(project, {n: services[n] for n in wanted}, opts)
     ):
         orphans = sorted(
             {c.service for c in state.containers.values() if c.service not in services and not c.oneoff}
@@ -305,6 +376,7 @@ def up(
         "networks": project.networks,
         "volumes": project.volumes,
         "files": service_files(project),
+        "images": image_digests(project, {n: services[n] for n in wanted}, opts),
         "options": {
             "force_recreate": force_recreate,
             "no_recreate": no_recreate,

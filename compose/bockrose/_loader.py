@@ -242,7 +242,6 @@ def load_project(
 
 # accepted by the schema, not applied by bockrose (said once per service, see compose/README.md)
 IGNORED_KEYS = (
-    "init",
     "security_opt",
     "gpus",
     "logging",

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _dns, _graph, _nat, _network, _proc, _spec
+from . import _console, _dns, _graph, _nat, _network, _proc, _spec
 from ._models import LABEL, duration, service_hash, service_networks
 from ._runtime import Runtime
 from ._state import (
@@ -77,6 +77,7 @@ class Monitor:
         self._listener: socket.socket | None = None
         self._networks_ready = _Ready.done()
         self._op_lock = threading.Lock()
+        self._image_digests: dict[str, str] = {}  # service -> manifest digest of its image (up)
 
     # -- helpers ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -230,6 +231,7 @@ class Monitor:
             labels=labels,
             oneoff=oneoff,
             cgroup=f"/bockrose-{self.key}-{name}-{nonce}",
+            image_digest=self._image_digests.get(svc_name, "") if not oneoff else "",
         )
         with self.lock:
             self.state.containers[name] = c
@@ -353,7 +355,7 @@ class Monitor:
         self.save()
         return c
 
-    def _open_fifos(self, c: ContainerState) -> tuple[int, int]:
+    def _open_fifos(self, c: ContainerState) -> tuple[list[int], int, int]:
         cdir = container_dir(self.root, self.name, c.name)
         fds = []
         readers = []
@@ -363,21 +365,29 @@ class Monitor:
                 os.mkfifo(path, 0o600)
             readers.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             fds.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))
-        threading.Thread(target=self._log_pump, args=(c.name, readers), daemon=True).start()
-        return fds[0], fds[1]
+        return readers, fds[0], fds[1]
 
-    def _log_pump(self, name: str, fds: list[int]) -> None:
-        """stdout/stderr FIFOs -> JSON lines {"log", "stream", "time"} (docker's json-file format)."""
+    def _start_log_pump(
+        self, name: str, readers: list[int], master: int | None = None, holder: int = 0
+    ) -> None:
+        streams = {readers[0]: "stdout", readers[1]: "stderr"}
+        if master is not None:  # tty: true: the terminal's output is "stdout", as docker logs it
+            streams[master] = "stdout"
+        threading.Thread(target=self._log_pump, args=(name, streams, master, holder), daemon=True).start()
+
+    def _log_pump(self, name: str, streams: dict[int, str], master: int | None, holder: int = 0) -> None:
+        """stdout/stderr FIFOs (and a tty's master) -> JSON lines {"log", "stream", "time"}
+        (docker's json-file format). A master reads EIO once the container's side is closed."""
         path = log_path(self.root, self.name, name)
-        streams = {fds[0]: "stdout", fds[1]: "stderr"}
-        partial = {fd: b"" for fd in fds}
+        names = dict(streams)
+        partial = {fd: b"" for fd in streams}
         ev = self.exited.get(name)
         idle_after_exit = 0
         with open(path, "ab", buffering=0) as out:
             while streams:
                 ready, _, _ = select.select(list(streams), [], [], 0.2)
                 if not ready:
-                    if ev is not None and ev.is_set():
+                    if ev is not None and ev.is_set() and master not in streams:
                         idle_after_exit += 1
                         if idle_after_exit > 2:
                             break
@@ -387,20 +397,36 @@ class Monitor:
                         data = os.read(fd, 65536)
                     except BlockingIOError:
                         continue
+                    except OSError as exc:  # EIO: the pty's other side is gone
+                        if exc.errno != errno.EIO:
+                            raise
+                        data = b""
                     if not data:
                         streams.pop(fd)
+                        if fd == master:
+                            self._release_console(name, holder)
                         continue
                     data = partial[fd] + data
                     *lines, partial[fd] = data.split(b"\n")
                     now = time.time()
                     for line in lines:
-                        out.write(self._log_line(line + b"\n", streams[fd], now))
+                        out.write(self._log_line(line + b"\n", names[fd], now))
             for fd, rest in partial.items():
                 if rest:
-                    out.write(self._log_line(rest, "stdout" if fd == fds[0] else "stderr", time.time()))
-        for fd in fds:
+                    out.write(self._log_line(rest, names[fd], time.time()))
+        for fd in names:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def _release_console(self, name: str, holder: int | None = None) -> None:
+        """The container's terminal is closed: the holder's copy of the master can go (only that
+        holder: a restarted container already has a new one)."""
+        with self.lock:
+            c = self.state.containers.get(name)
+            if c is not None and (holder is None or c.console_holder == holder):
+                holder = c.console_holder
+                c.console_holder = 0
+        _console.stop_holder(holder or 0)
 
     @staticmethod
     def _log_line(data: bytes, stream: str, now: float) -> bytes:
@@ -423,22 +449,42 @@ class Monitor:
             c.status = "created"
             c.started_at = time.time()
             c.explicitly_stopped = False
-        out_fd, err_fd = self._open_fifos(c)
+        svc = self._service_of(c)
+        self._release_console(c.name)  # a restart gets a new terminal
+        readers, out_fd, err_fd = self._open_fifos(c)
+        console = _console.ConsoleSocket() if svc.get("tty") else None
+        master = None
         pid_file = os.path.join(cdir, "init.pid")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(pid_file)
         try:
             t = time.perf_counter()
-            self.runtime.run_detached(c.name, os.path.join(cdir, "bundle"), pid_file, out_fd, err_fd)
+            self.runtime.run_detached(
+                c.name,
+                os.path.join(cdir, "bundle"),
+                pid_file,
+                out_fd,
+                err_fd,
+                console_socket=console.path if console else None,
+            )
+            if console is not None:
+                master = console.receive()
+                c.console_holder = _console.start_holder(master)
             self.trace(c.name, "runtime run -d", t)
         except ComposeError as exc:
             ev.set()
+            if master is not None:
+                os.close(master)
+            self._start_log_pump(c.name, readers)
             time.sleep(0.3)
             self.runtime.delete(c.name)
             raise ComposeError(f"{exc}: {self._tail_log(c.name)}") from None
         finally:
             os.close(out_fd)
             os.close(err_fd)
+            if console is not None:
+                console.close()
+        self._start_log_pump(c.name, readers, master, c.console_holder)
         with open(pid_file) as f:
             pid = int(f.read().strip())
         c.pid = pid
@@ -446,7 +492,6 @@ class Monitor:
         with self.lock:
             if not ev.is_set():
                 c.status = "running"
-            svc = self._service_of(c)
             if self._healthcheck(svc):
                 c.health = "starting"
                 c.health_log = []
@@ -763,6 +808,7 @@ class Monitor:
         self.runtime.delete(name)
         for h in helpers:
             h.join()
+        self._release_console(name)
         t = self.trace(name, "delete+unbundle+unnet", t)
         _remove_tree(cdir)
         self.trace(name, "rm dir", t)
@@ -803,6 +849,7 @@ class Monitor:
             k: bool((v or {}).get("external")) for k, v in (req.get("volumes") or {}).items()
         }
         self._files = req.get("files") or {}
+        self._image_digests = req.get("images") or {}
         with self.lock:
             self.state.services.update(services)
             self.save()
@@ -920,7 +967,9 @@ class Monitor:
             try:
                 c = current.get(n)
                 if c is not None:
-                    recreate = opts.get("force_recreate") or (c.hash != h and not opts.get("no_recreate"))
+                    digest = self._image_digests.get(sname, "")
+                    changed = c.hash != h or bool(digest and c.image_digest and c.image_digest != digest)
+                    recreate = opts.get("force_recreate") or (changed and not opts.get("no_recreate"))
                     if not recreate:
                         if c.status in ("running", "restarting", "paused"):
                             emit({"msg": f"Container {c.name}  Running"})
@@ -1138,6 +1187,7 @@ class Monitor:
             else:
                 c.status = "exited"
                 c.pid = 0
+                self._release_console(c.name)  # it exited while no monitor read its terminal
                 threading.Thread(target=self._on_exit, args=(c.name, gen, 255), daemon=True).start()
         self.save()
         self.sync_dns()
@@ -1146,14 +1196,18 @@ class Monitor:
         return adopted
 
     def _reopen_logs(self, c: ContainerState) -> None:
+        """An adopted container's log: its FIFOs again, and its terminal from the holder (tty)."""
         cdir = container_dir(self.root, self.name, c.name)
         readers = []
         for stream in ("stdout", "stderr"):
             path = os.path.join(cdir, f"{stream}.fifo")
             if os.path.exists(path):
                 readers.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        master = _console.take_from_holder(c.console_holder) if c.console_holder else None
+        if c.console_holder and master is None:
+            self._log_note(f"{c.name}: the holder of its terminal is gone; its output is no longer logged")
         if len(readers) == 2:
-            threading.Thread(target=self._log_pump, args=(c.name, readers), daemon=True).start()
+            self._start_log_pump(c.name, readers, master, c.console_holder)
 
     def _watch_pidfd(self, name: str, gen: int, pid: int) -> None:
         """An adopted container is not our child: poll its pidfd; the exit code is unknown (255)

@@ -40,8 +40,17 @@ class Runtime:
             raise RuntimeFailure(f"{self.name} {args[0]} failed (exit {rc}): {msg[-1] if msg else ''}")
         return rc, out, err
 
-    def run_detached(self, cid: str, bundle: str, pid_file: str, stdout: int, stderr: int) -> None:
+    def run_detached(
+        self,
+        cid: str,
+        bundle: str,
+        pid_file: str,
+        stdout: int,
+        stderr: int,
+        console_socket: str | None = None,
+    ) -> None:
         """`run --detach`: create and start in one runtime process (half the process spawns)."""
+        console = ["--console-socket", console_socket] if console_socket else []
         rc, _out, _err = self.call(
             "run",
             "--detach",
@@ -49,6 +58,7 @@ class Runtime:
             bundle,
             "--pid-file",
             pid_file,
+            *console,
             cid,
             check=False,
             stdout=stdout,

@@ -47,6 +47,29 @@ RLIMITS = {
 }
 
 
+# the init run as pid 1 for `init: true`: the first one found (docker's docker-init is tini;
+# catatonit is podman's, static, and installed with podman; both reap and forward signals)
+INIT_CANDIDATES = (
+    "/usr/bin/catatonit",
+    "/usr/libexec/podman/catatonit",
+    "/usr/bin/tini-static",
+    "/usr/bin/docker-init",
+)
+INIT_TARGET = "/sbin/docker-init"  # where docker mounts its init
+
+
+def init_binary() -> str:
+    """$BOCKROSE_INIT or the first installed static init (see INIT_CANDIDATES)."""
+    given = os.environ.get("BOCKROSE_INIT")
+    for path in [given] if given else INIT_CANDIDATES:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    raise ConfigError(
+        "init: true needs a static init binary: install catatonit or tini (tini-static), "
+        "or set BOCKROSE_INIT" + (f" ({given} is not an executable file)" if given else "")
+    )
+
+
 def _cap(name: str) -> str:
     name = name.upper()
     return name if name.startswith("CAP_") else "CAP_" + name
@@ -190,7 +213,14 @@ def customize(
     if svc.get("read_only"):
         spec["root"]["readonly"] = True
     if svc.get("tty"):
-        proc["terminal"] = False  # no console socket under the monitor; output is still captured
+        # the monitor passes --console-socket and copies the pty master into the log (as docker does)
+        proc["terminal"] = True
+        if not any(e.startswith("TERM=") for e in proc.get("env", [])):
+            proc.setdefault("env", []).append("TERM=xterm")
+    if svc.get("init"):
+        # docker's --init: a small static init as pid 1 reaps zombies and forwards signals
+        mounts.append(_mount(INIT_TARGET, "bind", init_binary(), ["rbind", "rprivate", "ro"]))
+        proc["args"] = [INIT_TARGET, "--", *proc["args"]]
     sysctls = svc.get("sysctls") or {}
     if sysctls:
         linux["sysctl"] = {str(k): str(v) for k, v in sysctls.items()}

@@ -54,6 +54,8 @@ class ContainerState:
     command: list[str] = attrs.field(factory=list)
     aliases: dict[str, list[str]] = attrs.field(factory=dict)  # network key -> extra DNS names
     cgroup: str = ""
+    image_digest: str = ""  # the image's manifest digest when it was created: a new image recreates
+    console_holder: int = 0  # tty: true: the pid keeping a copy of the pty master (see _console)
 
 
 @attrs.define

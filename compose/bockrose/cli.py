@@ -129,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pull", help="pull service images")
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("--ignore-pull-failures", action="store_true")
+    s.add_argument("--ignore-buildable", action="store_true")
+    s.add_argument("--policy", choices=("missing", "always"))
     s.add_argument("services", nargs="*")
     s = sub.add_parser("push", help="push service images")
     s.add_argument("--ignore-push-failures", action="store_true")
@@ -617,26 +619,25 @@ class App:
         return self._simple("rm", force=self.args.force)
 
     def cmd_pull(self) -> int:
-        from ._engine import image_ref, pull_image
+        from ._engine import pull_services
 
-        p = self.project()
-        for n, s in p.services.items():
-            if self.args.services and n not in self.args.services:
-                continue
-            if s.get("build") and not s.get("image"):
-                continue
-            try:
-                pull_image(image_ref(p, n, s), self.opts, self.progress)
-            except ComposeError:
-                if not self.args.ignore_pull_failures:
-                    raise
+        a = self.args
+        pull_services(
+            self.project(),
+            self.opts,
+            a.services,
+            policy=a.policy,
+            ignore_buildable=a.ignore_buildable,
+            ignore_failures=a.ignore_pull_failures,
+            emit=self.progress,
+        )
         return 0
 
     def cmd_push(self) -> int:
-        import shutil
+        from . import _engine
 
         p = self.project()
-        tool = shutil.which("bock-image") or os.path.join(os.path.dirname(sys.executable), "bock-image")
+        tool = _engine.tool_path("bock-image")
         for n, s in p.services.items():
             if (self.args.services and n not in self.args.services) or not s.get("image"):
                 continue

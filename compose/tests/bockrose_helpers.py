@@ -18,7 +18,7 @@ for sub in ("compose", "image", "runtime"):
     if str(REPO / sub) not in sys.path:
         sys.path.insert(0, str(REPO / sub))
 
-from bockrose import _nat, _network  # noqa: E402
+from bockrose import _console, _nat, _network  # noqa: E402
 from bockrose._state import load_state, pid_alive  # noqa: E402
 
 RUNC = "/usr/sbin/runc"
@@ -82,10 +82,15 @@ class Compose:
             {
                 "BOCK_IMAGE_ROOT": image_root,
                 "BOCKROSE_ROOT": self.root,
-                "PYTHONPATH": os.pathsep.join(str(REPO / s) for s in ("compose", "image", "runtime")),
+                "PYTHONPATH": os.pathsep.join(
+                    str(REPO / s) for s in ("compose", "image", "runtime", "build")
+                ),
             }
         )
         self.env.pop("COMPOSE_PROJECT_NAME", None)
+        tools = os.path.dirname(sys.executable)  # bock-image / bock-build of this environment
+        if os.access(os.path.join(tools, "bock-build"), os.X_OK):
+            self.env["PATH"] = tools + os.pathsep + self.env.get("PATH", "")
         self.file = self.dir / "compose.yaml"
 
     def write(self, text: str, name: str = "compose.yaml") -> pathlib.Path:
@@ -143,6 +148,7 @@ class Compose:
                 for c in st2.containers.values():
                     if c.pid and pid_alive(c.pid):
                         os.kill(c.pid, signal.SIGKILL)
+                    _console.stop_holder(c.console_holder)  # tty: true
                     if c.netns:
                         _network.remove_netns(c.netns)
                 for n in st2.networks.values():

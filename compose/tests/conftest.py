@@ -31,8 +31,8 @@ def compose(tmp_path, image_root):
         pytest.skip("needs root")
     made: list[Compose] = []
 
-    def make(runtime: str | None = None) -> Compose:
-        c = Compose(tmp_path / f"p{len(made)}", image_root, runtime)
+    def make(runtime: str | None = None, images: str | None = None) -> Compose:
+        c = Compose(tmp_path / f"p{len(made)}", images or image_root, runtime)
         made.append(c)
         return c
 
