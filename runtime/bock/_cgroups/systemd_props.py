@@ -12,6 +12,8 @@ Nothing here talks to systemd; :mod:`bock._cgroups.systemd_bus` sends what this 
 
 from __future__ import annotations
 
+import os
+
 from bock._cgroups.errors import CgroupConfigError
 
 TYPE_CHECKING = False
@@ -268,12 +270,15 @@ def device_group(kind: str, major: int, proc_devices: str) -> str:
     return ""
 
 
-def device_properties(r: LinuxResources, device_paths=(), proc_devices: str = "") -> list[Property]:
+def device_properties(
+    r: LinuxResources, device_paths=(), proc_devices: str = "", exists=os.path.exists
+) -> list[Property]:
     """runc's ``generateDeviceProperties``: DevicePolicy=strict and the DeviceAllow= list.
 
     systemd has no deny lists: a deny-list config becomes allow-all if it denies nothing,
     else a temporary deny-all (the exact rules are written to the cgroup files after).
-    ``*:n`` rules and majors without a /proc/devices group are left to the files too.
+    ``*:n`` rules, majors without a /proc/devices group and ``n:m`` devices that this host
+    does not have are left to the files too.
     """
     from bock._cgroups.devices import Emulator, perms_str, rules_from_spec
 
@@ -295,6 +300,9 @@ def device_properties(r: LinuxResources, device_paths=(), proc_devices: str = ""
                 continue
         else:
             path = f"/dev/{'char' if kind == 'c' else 'block'}/{major}:{minor}"
+            # runc skips a node neither /dev nor /sys/dev knows (systemd would warn about it)
+            if not (exists(path) or exists("/sys" + path)):
+                continue
         allow.append((path, perms_str(perms)))
     props.append(("DeviceAllow", ("a(ss)", allow)))
     return props

@@ -262,12 +262,16 @@ class SystemdFixture:
         return where
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
-        """``systemctl show UNIT -p ...`` as a dict."""
+        """``systemctl show UNIT -p ...`` as a dict (a repeated property's values joined by "; ")."""
         argv = ["systemctl", "show", "--no-pager", unit]
         for p in props:
             argv += ["-p", p]
-        out = self.run(argv).stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        out: dict[str, str] = {}
+        for line in self.run(argv).stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key] = f"{out[key]}; {value}" if key in out else value
+        return out
 
 
 def available() -> str:
