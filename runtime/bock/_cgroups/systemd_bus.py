@@ -80,8 +80,12 @@ class SystemdBus:
     @classmethod
     def connect(cls, private_socket: str = PRIVATE_SOCKET, system_bus: str | None = None) -> SystemdBus:
         """go-systemd's order, reversed for root: the private socket first, then the system bus."""
-        from jeepney.io import blocking
-
+        try:
+            from jeepney.io import blocking
+        except ImportError:
+            raise CgroupError(
+                "the systemd cgroup driver needs the jeepney package (pip install jeepney; Debian: python3-jeepney)"
+            ) from None
         errors = []
         if os.geteuid() == 0 and os.path.exists(private_socket):
             try:

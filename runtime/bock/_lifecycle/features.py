@@ -62,7 +62,11 @@ def _cgroup() -> dict:
         import bock._cgroups  # noqa: F401
     except ImportError:
         return {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False}
-    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    import importlib.util
+
+    # the systemd driver needs jeepney (D-Bus); the user instance (rootless) is not supported
+    systemd = importlib.util.find_spec("jeepney") is not None
+    return {"v1": True, "v2": True, "systemd": systemd, "systemdUser": False, "rdma": True}
 
 
 def _lsm() -> tuple[bool, bool]:
