@@ -11,7 +11,7 @@
 - :meth:`set` (``bock update``) sets the unit's properties, then the files.
 
 A failure anywhere in create/apply leaves no unit: the caller's cleanup calls :meth:`destroy`.
-Only imported with ``--systemd-cgroup`` (jeepney stays off bock's default path).
+Only imported with ``--systemd-cgroup``.
 """
 
 from __future__ import annotations

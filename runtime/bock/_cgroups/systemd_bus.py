@@ -1,11 +1,12 @@
-"""A small systemd D-Bus client for the cgroup driver, on jeepney (pure Python D-Bus).
+"""A small systemd D-Bus client for the cgroup driver (on :mod:`bock._cgroups.dbus_wire`).
 
 As root it talks to systemd's private socket (``/run/systemd/private``: peer to peer, no
-dbus-daemon needed, the socket systemctl uses); otherwise, or when that fails, the system bus.
-Only what the driver needs: StartTransientUnit / StopUnit / ResetFailedUnit /
-SetUnitProperties, the manager's Version, and waiting for a job's ``JobRemoved`` signal.
+dbus-daemon needed, the socket systemctl uses); otherwise, or when that fails, the system bus
+(``$DBUS_SYSTEM_BUS_ADDRESS``, a ``unix:path=`` address). Only what the driver needs:
+StartTransientUnit / StopUnit / ResetFailedUnit / SetUnitProperties, the manager's Version,
+and waiting for a job's ``JobRemoved`` signal (30 s, as runc).
 
-Imported only with ``--systemd-cgroup``: jeepney is not on bock's default path.
+Imported only with ``--systemd-cgroup``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+from bock._cgroups import dbus_wire as wire
 from bock._cgroups.errors import CgroupError
 
 PRIVATE_SOCKET = "/run/systemd/private"
@@ -21,6 +23,7 @@ DEST = "org.freedesktop.systemd1"
 PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 JOB_TIMEOUT = 30.0  # runc's wait for a unit's job
+_GONE = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed")
 
 
 class SystemdError(CgroupError):
@@ -32,24 +35,22 @@ class SystemdError(CgroupError):
         self.name = name
 
 
-def _p2p_socket(path: str, timeout: float = 2.0):
-    """Connect and authenticate (SASL EXTERNAL) to a peer-to-peer D-Bus socket.
+def _authenticated_socket(path: str, timeout: float = 2.0):
+    """Connect to a D-Bus unix socket and authenticate (SASL EXTERNAL, our euid).
 
     The handshake is pipelined as sd-bus clients (systemctl) send it: ``AUTH`` and ``BEGIN``
-    in one write, then the server's ``OK`` is read. jeepney's handshake waits for ``OK``
-    before sending ``BEGIN``; systemd 252's private socket then often never answers the first
-    call (seen on Debian 12: a reply with systemctl's order, none with jeepney's).
-    Returns the socket and any bytes read past the ``OK`` line.
+    in one write, then the server's ``OK`` line is read. (jeepney waits for ``OK`` before
+    sending ``BEGIN``: systemd 252's private socket then often never answers the first call,
+    seen on Debian 12.) Returns the socket and any bytes read past the ``OK`` line.
     """
-    import socket
+    import _socket
 
-    from jeepney.auth import make_auth_external
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(b"\0" + make_auth_external() + b"BEGIN\r\n")
+        uid = str(os.geteuid()).encode().hex().encode()
+        sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         buf = b""
         while b"\r\n" not in buf:
             chunk = sock.recv(256)
@@ -66,13 +67,28 @@ def _p2p_socket(path: str, timeout: float = 2.0):
         raise
 
 
+def _unix_path(address: str) -> str:
+    """The socket of the first ``unix:path=`` entry of a D-Bus address list."""
+    for entry in address.split(";"):
+        kind, _, params = entry.partition(":")
+        if kind != "unix":
+            continue
+        for param in params.split(","):
+            key, _, value = param.partition("=")
+            if key == "path":
+                return value
+    raise SystemdError(f"unsupported D-Bus address {address!r} (only unix:path= is)")
+
+
 class SystemdBus:
     """One connection to systemd's manager object."""
 
-    def __init__(self, conn, *, peer_to_peer: bool) -> None:
-        self._conn = conn
+    def __init__(self, sock, *, peer_to_peer: bool, pending: bytes = b"") -> None:
+        self._sock = sock
         self._p2p = peer_to_peer
-        self._signals: list = []
+        self._buf = bytearray(pending)
+        self._serial = 0
+        self._signals: list[wire.Message] = []
         self._subscribed = False
 
     # --- connecting ----------------------------------------------------------------
@@ -80,33 +96,36 @@ class SystemdBus:
     @classmethod
     def connect(cls, private_socket: str = PRIVATE_SOCKET, system_bus: str | None = None) -> SystemdBus:
         """go-systemd's order, reversed for root: the private socket first, then the system bus."""
-        try:
-            from jeepney.io import blocking
-        except ImportError:
-            raise CgroupError(
-                "the systemd cgroup driver needs the jeepney package (pip install jeepney; Debian: python3-jeepney)"
-            ) from None
         errors = []
         if os.geteuid() == 0 and os.path.exists(private_socket):
             try:
-                sock, extra = _p2p_socket(private_socket)
+                sock, extra = _authenticated_socket(private_socket)
             except OSError as e:
                 errors.append(f"{private_socket}: {e}")
             else:
-                conn = blocking.DBusConnectionBase(sock)
-                if extra:
-                    conn.parser.add_data(extra)
-                return cls(conn, peer_to_peer=True)
+                return cls(sock, peer_to_peer=True, pending=extra)
         address = system_bus or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or SYSTEM_BUS
+        path = _unix_path(address)
         try:
-            conn = blocking.open_dbus_connection(address)
-        except (OSError, ValueError) as e:
-            errors.append(f"{address}: {e}")
+            sock, extra = _authenticated_socket(path)
+        except OSError as e:
+            errors.append(f"{path}: {e}")
             raise SystemdError("cannot connect to systemd over D-Bus: " + "; ".join(errors)) from None
-        return cls(conn, peer_to_peer=False)
+        bus = cls(sock, peer_to_peer=False, pending=extra)
+        try:
+            bus._call(
+                "Hello",
+                dest="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                iface="org.freedesktop.DBus",
+            )
+        except BaseException:
+            bus.close()
+            raise
+        return bus
 
     def close(self) -> None:
-        self._conn.close()
+        self._sock.close()
 
     def __enter__(self) -> SystemdBus:
         return self
@@ -116,69 +135,89 @@ class SystemdBus:
 
     # --- messages ------------------------------------------------------------------
 
-    def _call(self, method: str, signature: str = "", body: tuple = (), *, path: str = PATH, iface=MANAGER):
-        from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
-
-        msg = new_method_call(
-            DBusAddress(path, bus_name=DEST, interface=iface), method, signature or None, body
-        )
-        conn = self._conn
-        serial = next(conn.outgoing_serial)
-        data, _ = conn._serialise(msg, serial)
-        conn.sock.sendall(data)
-        deadline = time.monotonic() + JOB_TIMEOUT
-        while True:
-            reply = self._receive(deadline, f"{method} reply")
-            if reply.header.fields.get(HeaderFields.reply_serial) != serial:
-                if reply.header.message_type == MessageType.signal:
-                    self._signals.append(reply)
-                continue
-            if reply.header.message_type == MessageType.error:
-                name = reply.header.fields.get(HeaderFields.error_name, "")
-                text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else name
-                raise SystemdError(text, name)
-            return reply.body
-
-    def _receive(self, deadline: float, what: str):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SystemdError(f"timed out waiting for systemd ({what})")
+    def _call(
+        self, method: str, signature: str = "", body: tuple = (), *, dest=DEST, path=PATH, iface=MANAGER
+    ):
+        """Call ``method`` and return the reply's body; signals that come first are kept."""
+        self._serial += 1
+        serial = self._serial
         try:
-            return self._conn._receive(time.monotonic() + remaining)
-        except TimeoutError:
-            raise SystemdError(f"timed out waiting for systemd ({what})") from None
+            data = wire.method_call(serial, dest, path, iface, method, signature, body)
+        except wire.WireError as e:
+            raise SystemdError(f"cannot encode {method}: {e}") from None
+        try:
+            self._sock.sendall(data)
         except OSError as e:
             raise SystemdError(f"lost the connection to systemd: {e}") from None
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while True:
+            msg = self._receive(deadline, f"{method} reply")
+            if msg.reply_serial != serial:
+                if msg.kind == wire.SIGNAL:
+                    self._signals.append(msg)
+                continue
+            if msg.kind == wire.ERROR:
+                text = msg.body[0] if msg.body and isinstance(msg.body[0], str) else msg.error_name
+                raise SystemdError(text, msg.error_name)
+            return msg.body
+
+    def _receive(self, deadline: float, what: str) -> wire.Message:
+        while True:
+            try:
+                msg, used = wire.parse(self._buf)
+            except wire.WireError as e:
+                raise SystemdError(f"bad message from systemd: {e}") from None
+            if msg is not None:
+                del self._buf[:used]
+                return msg
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SystemdError(f"timed out waiting for systemd ({what})")
+            try:
+                self._sock.settimeout(remaining)
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                raise SystemdError(f"timed out waiting for systemd ({what})") from None
+            except OSError as e:
+                raise SystemdError(f"lost the connection to systemd: {e}") from None
+            if not chunk:
+                raise SystemdError("lost the connection to systemd: closed by the peer")
+            self._buf += chunk
 
     def _subscribe(self) -> None:
         """Ask for the manager's signals (JobRemoved); a bus daemon also needs a match rule."""
         if self._subscribed:
             return
         if not self._p2p:
-            from jeepney import MatchRule
-            from jeepney.bus_messages import message_bus
-
-            rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved", path=PATH)
-            self._conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT)
+            rule = f"type='signal',interface='{MANAGER}',member='JobRemoved',path='{PATH}'"
+            self._call(
+                "AddMatch",
+                "s",
+                (rule,),
+                dest="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                iface="org.freedesktop.DBus",
+            )
         self._call("Subscribe")
         self._subscribed = True
 
     def _wait_job(self, job: str, unit: str, what: str) -> str:
         """The result of ``job`` ("done", "failed", "canceled", ...) from its JobRemoved signal."""
-        from jeepney import HeaderFields
-
         deadline = time.monotonic() + JOB_TIMEOUT
         while True:
-            for i, sig in enumerate(self._signals):
-                if sig.header.fields.get(HeaderFields.member) == "JobRemoved" and sig.body[1] == job:
-                    del self._signals[i]
+            for sig in self._signals:
+                if sig.member == "JobRemoved" and len(sig.body) == 4 and sig.body[1] == job:
+                    self._signals.clear()
                     return sig.body[3]
             self._signals.clear()
             try:
                 msg = self._receive(deadline, what)
-            except SystemdError:
+            except SystemdError as e:
+                if "timed out" not in str(e):
+                    raise
                 raise SystemdError(f"Timeout waiting for systemd to {what} {unit}") from None
-            self._signals.append(msg)
+            if msg.kind == wire.SIGNAL:
+                self._signals.append(msg)
 
     # --- the manager's methods -----------------------------------------------------
 
@@ -219,7 +258,7 @@ class SystemdBus:
         try:
             (job,) = self._call("StopUnit", "ss", (unit, "replace"))
         except SystemdError as e:
-            if e.name in ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed"):
+            if e.name in _GONE:
                 return
             raise
         result = self._wait_job(job, unit, "remove")
@@ -231,7 +270,7 @@ class SystemdBus:
         try:
             self._call("ResetFailedUnit", "s", (unit,))
         except SystemdError as e:
-            if e.name not in ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed"):
+            if e.name not in _GONE:
                 raise
 
     def set_unit_properties(self, unit: str, properties: list, runtime: bool = True) -> None:

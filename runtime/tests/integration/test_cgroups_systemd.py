@@ -18,16 +18,13 @@ import subprocess
 import sys
 
 import pytest
-from _support.bock import Runtime, binary_has, new_id
+from _support.bock import Runtime, new_id
 from _support.systemd_fixture import SystemdFixture, available
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(bool(available()), reason=available() or "ok"),
     pytest.mark.skipif(not os.path.exists("/bin/busybox"), reason="needs /bin/busybox"),
-    pytest.mark.skipif(
-        not binary_has("jeepney"), reason="the bock under test has no jeepney (pip install jeepney)"
-    ),
 ]
 
 RUNTIME = str(pathlib.Path(__file__).resolve().parents[2])

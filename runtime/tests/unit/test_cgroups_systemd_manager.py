@@ -220,9 +220,12 @@ def test_bad_paths_and_rootless(fake):
 class FakeSystemd(threading.Thread):
     """Answers the manager's methods on one end of a socketpair, as systemd's private socket."""
 
-    def __init__(self, sock: socket.socket, *, job_result="done", unit_exists=False, signal_first=False):
+    def __init__(
+        self, sock: socket.socket, *, job_result="done", unit_exists=False, signal_first=False, sasl=False
+    ):
         super().__init__(daemon=True)
         self.sock = sock
+        self.sasl = sasl
         self.job_result = job_result
         self.unit_exists = unit_exists
         self.signal_first = signal_first
@@ -237,18 +240,32 @@ class FakeSystemd(threading.Thread):
         from jeepney import DBusAddress, Parser, new_error, new_method_return, new_signal
 
         parser = Parser()
+        data = b""
+        if self.sasl:  # the server side of the handshake: a NUL, AUTH ..., BEGIN
+            while b"BEGIN\r\n" not in data:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            assert data.startswith(b"\0AUTH EXTERNAL "), data
+            self.sock.sendall(b"OK 0123456789abcdef\r\n")
+            data = data.partition(b"BEGIN\r\n")[2]
         while True:
-            data = self.sock.recv(65536)
             if not data:
-                return
+                data = self.sock.recv(65536)
+                if not data:
+                    return
             parser.add_data(data)
+            data = b""
             while (msg := parser.get_next_message()) is not None:
                 method = msg.header.fields[jeepney.HeaderFields.member]
                 self.methods.append(method)
                 if method == "Get":
                     self.send(new_method_return(msg, "v", (("s", "252.38-1~deb12u1"),)))
-                elif method in ("Subscribe", "ResetFailedUnit"):
+                elif method in ("Subscribe", "ResetFailedUnit", "AddMatch"):
                     self.send(new_method_return(msg))
+                elif method == "Hello":
+                    self.send(new_method_return(msg, "s", (":1.42",)))
                 elif method == "StartTransientUnit" and self.unit_exists:
                     self.unit_exists = False
                     self.send(new_error(msg, "org.freedesktop.systemd1.UnitExists", "s", ("exists",)))
@@ -273,19 +290,18 @@ def peer():
     made = []
 
     def make(**kw):
-        from jeepney.io.blocking import DBusConnectionBase
-
         a, b = socket.socketpair()
         fake = FakeSystemd(b, **kw)
         fake.start()
-        bus = SystemdBus(DBusConnectionBase(a), peer_to_peer=True)
-        made.append((bus, b))
+        bus = SystemdBus(a, peer_to_peer=True)
+        made.append((bus, fake))
         return bus, fake
 
     yield make
-    for bus, b in made:
-        bus.close()
-        b.close()
+    for bus, fake in made:
+        bus.close()  # the peer reads EOF and returns
+        fake.join(5)
+        fake.sock.close()
 
 
 def test_client_version_and_a_started_unit(peer):
@@ -325,3 +341,36 @@ def test_client_errors_carry_the_dbus_name(peer):
     with pytest.raises(SystemdError) as info:
         bus.set_unit_properties("u.scope", [("X", ("b", True))])
     assert info.value.name == "org.freedesktop.DBus.Error.UnknownMethod"
+
+
+def test_client_over_a_bus_daemon_says_hello_and_adds_a_match(tmp_path):
+    path = str(tmp_path / "bus")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    peers = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        fake = FakeSystemd(conn, sasl=True)
+        peers.append(fake)
+        fake.run()
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    bus = SystemdBus.connect(private_socket=str(tmp_path / "none"), system_bus=f"unix:path={path}")
+    try:
+        bus.start_transient_unit("u.scope", [])
+    finally:
+        bus.close()
+        t.join(5)
+        server.close()
+    assert peers[0].methods == ["Hello", "AddMatch", "Subscribe", "StartTransientUnit"]
+
+
+def test_client_says_clearly_when_nothing_answers(tmp_path):
+    with pytest.raises(SystemdError, match="cannot connect to systemd over D-Bus"):
+        SystemdBus.connect(private_socket=str(tmp_path / "none"), system_bus=f"unix:path={tmp_path}/none")
+    with pytest.raises(SystemdError, match="unsupported D-Bus address"):
+        SystemdBus.connect(private_socket=str(tmp_path / "none"), system_bus="tcp:host=localhost,port=1")
