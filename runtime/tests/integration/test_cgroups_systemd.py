@@ -155,12 +155,14 @@ def test_a_slice_name_expands_to_its_parents(sd, bundle):
 
 
 def test_empty_cgroups_path_is_runc_prefix_in_system_slice(sd, bundle):
-    _fx, rt = sd
+    fx, rt = sd
     cid = rt.new_id()
     b = _resources_bundle(bundle, "cat /proc/self/cgroup", {}, None)
     res = rt("--systemd-cgroup", "run", "--bundle", b.path, cid, stdin=subprocess.DEVNULL)
     assert res.rc == 0, res
     assert f"memory:/system.slice/runc-{cid}.scope" in res.out, res.out
+    # the scope went away with its last process; run's delete removed what bock made itself
+    assert _leftover(fx, f"runc-{cid}.scope") == ""
 
 
 def _create_fails(fx: SystemdFixture, rt: Runtime, b, unit: str) -> str:
@@ -170,9 +172,12 @@ def _create_fails(fx: SystemdFixture, rt: Runtime, b, unit: str) -> str:
     assert res.rc == 1, res
     assert not os.path.exists(os.path.join(rt.root, cid))
     assert fx.show(unit, "LoadState")["LoadState"] == "not-found"
-    left = fx.run(["sh", "-c", f"ls -d /sys/fs/cgroup/*/system.slice/{unit}"], check=False).stdout
-    assert left == "", left
+    assert _leftover(fx, unit) == ""
     return res.err
+
+
+def _leftover(fx: SystemdFixture, unit: str) -> str:
+    return fx.run(["sh", "-c", f"ls -d /sys/fs/cgroup/*/system.slice/{unit}"], check=False).stdout
 
 
 def test_a_refused_property_fails_create_and_leaves_no_unit(sd, bundle):
@@ -203,6 +208,21 @@ def test_update_sets_the_unit_properties(sd, bundle):
     assert props == {"MemoryLimit": str(96 * MiB), "TasksMax": "33"}
     mem = fx.run(["cat", f"/sys/fs/cgroup/memory/system.slice/bock-{cid}.scope/memory.limit_in_bytes"]).stdout
     assert int(mem) == 96 * MiB
+    # the other commands find the container's cgroups through the same state
+    pid = rt.state(cid)["pid"]
+    assert str(pid) in rt("ps", "--format", "json", cid).ok().out
+    rt("start", cid).ok()
+    rt("pause", cid).ok()
+    assert rt.status(cid) == "paused"
+    assert (
+        fx.run(["cat", f"/sys/fs/cgroup/freezer/system.slice/bock-{cid}.scope/freezer.state"]).stdout.strip()
+        == "FROZEN"
+    )
+    rt("resume", cid).ok()
+    assert rt.status(cid) == "running"
+    rt("delete", "--force", cid).ok()
+    assert fx.show(f"bock-{cid}.scope", "LoadState")["LoadState"] == "not-found"
+    assert _leftover(fx, f"bock-{cid}.scope") == ""
 
 
 @pytest.mark.skipif(not shutil.which("runc"), reason="runc is the oracle")
