@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from bock._cgroups import layout, systemd_props
+from bock._cgroups import layout, systemd_props, v2
 from bock._cgroups.errors import CgroupConfigError, CgroupError, SystemdNotRunning
 from bock._cgroups.manager import CgroupManager
 
@@ -212,6 +212,12 @@ class SystemdCgroupManager(CgroupManager):
                     self._mkdir(p)
             if self.unified:
                 self._mkdir(self.unified)
+                if self.unified_root:
+                    # v2: every controller from the root down (runc's CreateCgroupPath after the
+                    # unit starts); hybrid: those only cgroup2 has that this config uses
+                    wanted = None if self.mode == layout.V2 else self._hybrid_v2_controllers(r)
+                    if wanted is None or wanted:
+                        v2.enable_controllers(self.unified_root, self.unified, wanted)
             super().apply(pid)
             self._set(r, creating=True, devices=True)
         except OSError as e:

@@ -107,8 +107,10 @@ def _rmdir_tree(path: str) -> list[str]:
 
 
 class SystemdFixture:
-    def __init__(self, binds_rw=(), binds_ro=()) -> None:
+    def __init__(self, binds_rw=(), binds_ro=(), *, unified_only: bool = False) -> None:
         self.name = f"bock-sd-{uuid.uuid4().hex[:12]}"
+        #: show systemd only the cgroup2 hierarchy, at /sys/fs/cgroup (a v2 host for it)
+        self.unified_only = unified_only
         self.binds = [f"rw:{p}" for p in binds_rw] + [f"ro:{p}" for p in binds_ro]
         self.proc: subprocess.Popen | None = None
         self.pid = 0  # systemd's pid, seen from the host
@@ -150,7 +152,11 @@ class SystemdFixture:
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "SYSTEMD": SYSTEMD,
-            "CGROUP_MOUNTS": " ".join(f"{name}={opts}" for _, name, opts in mounts),
+            "CGROUP_MOUNTS": " ".join(
+                f"{'.' if self.unified_only else name}={opts}"
+                for _, name, opts in mounts
+                if opts == "cgroup2" or not self.unified_only
+            ),
         }
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
@@ -185,12 +191,33 @@ class SystemdFixture:
                 raise RuntimeError(f"systemd fixture exited with {self.proc.returncode}: {self._log_tail()}")
             if not self.pid:
                 self.pid = self._child_pid()
+                if self.pid:
+                    self._move_out(self.proc.pid, mounts)
             if self.pid:
                 r = self.run(["systemctl", "is-system-running"], check=False)
                 if r.stdout.strip() in ("running", "degraded"):
                     return
             time.sleep(0.1)
         raise RuntimeError(f"systemd did not come up in {timeout}s: {self._log_tail()}")
+
+    @staticmethod
+    def _move_out(pid: int, mounts) -> None:
+        """Put ``pid`` (unshare, outside the namespaces) back in our own cgroups: the fixture's
+        cgroup is systemd's root, and on cgroup2 a process there would keep controllers from
+        being enabled below it (no internal processes)."""
+        own = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                for c in ctrls.split(",") if ctrls else [""]:
+                    own[c] = path
+        for mountpoint, _, opts in mounts:
+            keys = [""] if opts == "cgroup2" else [o for o in opts.split(",") if o != "none"]
+            path = next((own[k] for k in keys if k in own), None)
+            if path is None:
+                continue
+            with open(os.path.join(mountpoint + path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
 
     def _child_pid(self) -> int:
         try:

@@ -31,11 +31,14 @@ RUNTIME = str(pathlib.Path(__file__).resolve().parents[2])
 MiB = 1 << 20
 
 
-@pytest.fixture
-def sd(tmp_path: pathlib.Path, bock_bin: str):
-    """(fixture, Runtime running bock inside it); containers deleted, then systemd killed."""
+@pytest.fixture(params=["host layout"])
+def sd(request, tmp_path: pathlib.Path, bock_bin: str):
+    """(fixture, Runtime running bock inside it); containers deleted, then systemd killed.
+
+    ``params``: "host layout" (this host's: hybrid here) or "v2" (only the cgroup2 hierarchy,
+    at /sys/fs/cgroup: systemd runs in unified mode)."""
     binds_ro = sorted({sys.prefix, os.path.dirname(RUNTIME), os.path.dirname(os.path.realpath(bock_bin))})
-    fx = SystemdFixture(binds_rw=[str(tmp_path)], binds_ro=binds_ro)
+    fx = SystemdFixture(binds_rw=[str(tmp_path)], binds_ro=binds_ro, unified_only=request.param == "v2")
     fx.start()
     problems: list = []
     try:
@@ -292,3 +295,41 @@ def test_same_unit_properties_as_runc(sd, bundle):
     # bock also allows /dev/console (5:1), which runc 1.1's defaults lack (see _cgroups/README.md)
     seen["bock"]["DeviceAllow"] = seen["bock"]["DeviceAllow"].replace("/dev/char/5:1 rwm; ", "")
     assert seen["bock"] == seen["runc"], json.dumps(seen, indent=1)
+
+
+@pytest.mark.parametrize("sd", ["v2"], indirect=True)
+def test_v2_scope_with_device_rules_and_unified_keys(sd, bundle):
+    """systemd in unified mode: v2 paths and properties; the files bock writes after systemd."""
+    fx, rt = sd
+    ctrls = fx.run(["cat", "/sys/fs/cgroup/cgroup.controllers"]).stdout.split()
+    cid = rt.new_id()
+    unit = f"bock-{cid}.scope"
+    unified = {"hugetlb.2MB.max": str(4 * MiB)} if "hugetlb" in ctrls else {}
+    resources = {
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 136, "access": "rw"},
+        ],
+        "unified": unified,
+    }
+    b = _resources_bundle(
+        bundle,
+        "cat /proc/self/cgroup; echo x > /dev/null && echo null-ok; sleep 600",
+        resources,
+        f"system.slice:bock:{cid}",
+    )
+    res = _create(rt, b, cid)
+    assert res.rc == 0, (res, b.output())
+    props = fx.show(unit, "ControlGroup", "DevicePolicy", "DeviceAllow", "Delegate")
+    assert props["ControlGroup"] == f"/system.slice/{unit}"
+    assert props["DevicePolicy"] == "strict" and "char-pts rw" in props["DeviceAllow"], props
+    pid = rt.state(cid)["pid"]
+    assert fx.run(["cat", f"/proc/{pid}/cgroup"]).stdout.strip().endswith(f"0::/system.slice/{unit}")
+    if unified:
+        got = fx.run(["cat", f"/sys/fs/cgroup/system.slice/{unit}/hugetlb.2MB.max"]).stdout
+        assert int(got) == 4 * MiB
+    rt("start", cid).ok()
+    assert "null-ok" in _wait_output(b, "null-ok"), b.output()
+    rt("delete", "--force", cid).ok()
+    assert fx.show(unit, "LoadState")["LoadState"] == "not-found"
+    assert fx.run(["test", "-e", f"/sys/fs/cgroup/system.slice/{unit}"], check=False).returncode == 1
