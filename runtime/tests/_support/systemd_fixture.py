@@ -52,6 +52,7 @@ mount -t tmpfs -o mode=755 tmpfs run
 mount -t tmpfs -o mode=1777 tmpfs tmp
 mount -t tmpfs -o mode=755 tmpfs var
 ln -s ../run var/run
+mkdir -m 1777 var/tmp
 for p in "$@"; do
   mode=${p%%:*}; path=${p#*:}
   mkdir -p "$R$path"; mount --bind "$path" "$R$path"

@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from _support.bock import Runtime, new_id
@@ -333,3 +334,127 @@ def test_v2_scope_with_device_rules_and_unified_keys(sd, bundle):
     rt("delete", "--force", cid).ok()
     assert fx.show(unit, "LoadState")["LoadState"] == "not-found"
     assert fx.run(["test", "-e", f"/sys/fs/cgroup/system.slice/{unit}"], check=False).returncode == 1
+
+
+# --- podman 4.3 with --cgroup-manager systemd, driving bock and runc ---------------------
+
+
+@pytest.fixture
+def podman_sd(bock_bin: str):
+    """podman inside the systemd fixture; ``call(runtime, *args)``. A short base directory:
+    conmon's socket paths must fit in 108 bytes."""
+    if not shutil.which("podman") or not shutil.which("conmon"):
+        pytest.skip("podman/conmon are not installed")
+    base = tempfile.mkdtemp(prefix="bsd-", dir="/tmp")
+    rootfs = os.path.join(base, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout
+    for applet in applets.split():
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    subprocess.run(["tar", "-C", rootfs, "-cf", os.path.join(base, "bb.tar"), "."], check=True)
+    with open(os.path.join(base, "containers.conf"), "w") as f:
+        f.write(
+            '[containers]\nlog_driver = "k8s-file"\ndefault_ulimits = []\n'
+            f'[network]\nnetwork_config_dir = "{base}/net"\n'
+            f'[engine]\ncgroup_manager = "systemd"\nevents_logger = "file"\n'
+            f'events_logfile_path = "{base}/events.log"\ntmp_dir = "{base}/tmp"\n'
+            f'volume_path = "{base}/volumes"\nruntime_supports_json = ["bock", "runc"]\n'
+            f'[engine.runtimes]\nbock = ["{bock_bin}"]\nrunc = ["{shutil.which("runc") or "/usr/sbin/runc"}"]\n'
+        )
+    with open(os.path.join(base, "storage.conf"), "w") as f:
+        f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n')
+    env = [
+        "env",
+        "-i",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        f"HOME={base}",
+        f"CONTAINERS_CONF={base}/containers.conf",
+        f"CONTAINERS_STORAGE_CONF={base}/storage.conf",
+    ]
+    podman = ["podman", "--root", f"{base}/root", "--runroot", f"{base}/runroot", "--tmpdir", f"{base}/tmp"]
+    podman += ["--cgroup-manager", "systemd", "--events-backend", "file"]
+    binds_ro = sorted({sys.prefix, os.path.dirname(RUNTIME), os.path.dirname(os.path.realpath(bock_bin))})
+    fx = SystemdFixture(binds_rw=[base], binds_ro=binds_ro)
+    try:
+        fx.start()
+
+        def call(runtime: str | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+            rt = ["--runtime", runtime] if runtime else []
+            return fx.run([*env, *podman, *rt, *args], check=check, timeout=120)
+
+        call(None, "import", f"{base}/bb.tar", "localhost/bb:latest")
+        call.fx = fx
+        yield call
+        call(None, "rm", "-a", "-f", "-t", "0", check=False)
+    finally:
+        left = fx.stop()  # conmon and every mount die with the namespaces
+        shutil.rmtree(base, ignore_errors=True)
+    assert not left, left
+
+
+def test_podman_systemd_cgroup_manager_same_scope_with_bock_as_with_runc(podman_sd):
+    runtimes = ["bock", "runc"] if shutil.which("runc") else ["bock"]
+    seen = {}
+    for rt in runtimes:
+        out = podman_sd(
+            rt,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "localhost/bb",
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ).stdout
+        lines = out.splitlines()
+        assert lines[-1] == str(64 * MiB), out
+        scopes = {line.split(":", 2)[2] for line in lines[:-1]}
+        assert len(scopes) == 1 and scopes.pop().startswith("/machine.slice/libpod-"), out
+        name = f"t-{rt}"
+        cid = podman_sd(
+            rt,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "55",
+            "--cpu-shares",
+            "256",
+            "localhost/bb",
+            "sleep",
+            "600",
+        ).stdout.strip()
+        unit = f"libpod-{cid}.scope"
+        props = podman_sd.fx.show(
+            unit,
+            "ActiveState",
+            "Slice",
+            "Delegate",
+            "MemoryLimit",
+            "TasksMax",
+            "CPUShares",
+            "DevicePolicy",
+            "DeviceAllow",
+            "Description",
+        )
+        props["Description"] = props["Description"].replace(cid, "ID")
+        seen[rt] = props
+        podman_sd(rt, "rm", "-f", "-t", "0", name)
+        assert podman_sd.fx.show(unit, "LoadState")["LoadState"] == "not-found"
+    bock = seen["bock"]
+    assert bock["ActiveState"] == "active" and bock["Slice"] == "machine.slice", bock
+    assert (bock["MemoryLimit"], bock["TasksMax"], bock["CPUShares"]) == (str(64 * MiB), "55", "256")
+    if "runc" in seen:
+        # bock's defaults also allow /dev/console (5:1), which runc 1.1's lack (see _cgroups/README.md)
+        bock["DeviceAllow"] = bock["DeviceAllow"].replace("/dev/char/5:1 rwm; ", "")
+        assert bock == seen["runc"], json.dumps(seen, indent=1)
