@@ -85,8 +85,12 @@ class CgroupManager:
         rootless: bool = False,
         layout_: layout.Layout | None = None,
     ) -> CgroupManager:
+        if systemd:
+            from bock._cgroups.systemd import SystemdCgroupManager
+
+            return SystemdCgroupManager.for_container(cid, cgroups_path, rootless=rootless, layout_=layout_)
         lay = layout_ or layout.current()
-        inner = paths.inner_path(cid, cgroups_path, systemd)
+        inner = paths.inner_path(cid, cgroups_path)
         if lay.mode == layout.V2:
             m = cls(lay.mode, {}, paths.unified_path(lay, inner), rootless=rootless, unified_root=lay.unified)
             m.tolerant = rootless and not cgroups_path
@@ -119,6 +123,10 @@ class CgroupManager:
 
     @classmethod
     def from_state(cls, d: dict) -> CgroupManager:
+        if d.get("systemd") and cls is CgroupManager:
+            from bock._cgroups.systemd import SystemdCgroupManager
+
+            return SystemdCgroupManager.from_state(d)
         m = cls(
             d["mode"],
             dict(d.get("paths") or {}),

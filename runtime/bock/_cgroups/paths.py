@@ -4,15 +4,13 @@
   taken from each hierarchy's mount point; a relative one from the caller's own
   cgroup in that hierarchy (v2: from its parent, since the caller's own cgroup has
   processes in it); an empty one defaults to the container ID, relative.
-- systemd driver (``--systemd-cgroup``): the path must be ``slice:prefix:name``; it needs
-  a running systemd.
+- systemd driver (``--systemd-cgroup``): see ``systemd_props`` (``slice:prefix:name``).
 """
 
 from __future__ import annotations
 
 import os
 
-from bock._cgroups.errors import CgroupConfigError, CgroupError, SystemdNotRunning
 from bock._cgroups.layout import V2, Layout
 
 
@@ -30,22 +28,8 @@ def _join(*parts: str) -> str:
     return os.path.normpath("/".join(p for p in parts if p and p != "/"))
 
 
-def inner_path(cid: str, cgroups_path: str | None, systemd: bool) -> str:
+def inner_path(cid: str, cgroups_path: str | None) -> str:
     """The cgroup path inside each hierarchy (absolute) or relative to the caller's cgroup."""
-    if systemd:
-        if cgroups_path:
-            parts = cgroups_path.split(":")
-            if len(parts) != 3:
-                raise CgroupConfigError(
-                    'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups,'
-                    f' got "{cgroups_path}" instead'
-                )
-        if not os.path.isdir("/run/systemd/system"):
-            raise SystemdNotRunning()
-        raise CgroupError(
-            "the systemd cgroup driver (--systemd-cgroup) is not supported by bock; "
-            "use the cgroupfs driver (a plain cgroupsPath)"
-        )
     return clean_path(cgroups_path or "") or cid
 
 

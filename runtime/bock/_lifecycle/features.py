@@ -62,7 +62,8 @@ def _cgroup() -> dict:
         import bock._cgroups  # noqa: F401
     except ImportError:
         return {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False}
-    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    # the systemd driver: yes; its rootless form (systemd --user) is not supported
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
 
 
 def _lsm() -> tuple[bool, bool]:

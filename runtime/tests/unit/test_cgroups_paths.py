@@ -88,10 +88,10 @@ def test_clean_path_like_runc(given, cleaned):
 
 
 def test_inner_path_defaults_to_the_id_relative():
-    assert inner_path("abc", None, False) == "abc"
-    assert inner_path("abc", "", False) == "abc"
-    assert inner_path("abc", "/lab/abc", False) == "/lab/abc"
-    assert inner_path("abc", "/../lab/../x", False) == "/x"
+    assert inner_path("abc", None) == "abc"
+    assert inner_path("abc", "") == "abc"
+    assert inner_path("abc", "/lab/abc") == "/lab/abc"
+    assert inner_path("abc", "/../lab/../x") == "/x"
 
 
 def test_absolute_and_relative_paths_per_hierarchy():
@@ -138,7 +138,7 @@ def test_missing_devices_hierarchy_is_fatal():
 
 def test_systemd_path_must_have_three_parts():
     with pytest.raises(CgroupConfigError, match='expected cgroupsPath to be of format "slice:prefix:name"'):
-        inner_path("c1", "/not/systemd", True)
+        CgroupManager.for_container("c1", "/not/systemd", systemd=True)
 
 
 @pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
