@@ -7,7 +7,7 @@ packages=(
   python3 python3-venv python3-pip python3-dev gcc
   busybox-static runc containerd podman buildah conmon skopeo umoci docker-registry
   criu bats iptables nftables iproute2 jq libseccomp2 curl util-linux file procps
-  apache2-utils uidmap fuse-overlayfs openssl debootstrap
+  apache2-utils uidmap fuse-overlayfs openssl debootstrap systemd catatonit
 )
 missing=()
 for p in "${packages[@]}"; do
