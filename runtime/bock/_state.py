@@ -17,6 +17,7 @@ STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 DEFAULT_ROOT = "/run/bock"
 
+PAUSED_CREATED = "paused-while-created"
 _STATE_KEYS = frozenset(["pid", "start_time", "bundle", "rootfs", "created", "config", "ociVersion"])
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
 
@@ -90,6 +91,10 @@ class Container:
         if not self.init_alive():
             return "stopped"
         if os.path.exists(os.path.join(self.dir, FIFO)):
+            # runc reports a frozen created container as paused; the marker that pause leaves
+            # spares every other created-state call the cgroup look-up.
+            if os.path.exists(os.path.join(self.dir, PAUSED_CREATED)) and self.cgroup_frozen():
+                return "paused"
             return "created"
         if self.cgroup_frozen():
             return "paused"

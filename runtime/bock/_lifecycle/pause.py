@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from bock._lifecycle.ps import manager_for
-from bock._state import Container
+from bock._state import PAUSED_CREATED, Container
 from bock.errors import BadState, ContainerNotRunning
 
 
@@ -11,10 +13,23 @@ def pause(container: Container) -> None:
     status = container.status()
     if status not in ("running", "created"):
         raise ContainerNotRunning()
-    manager_for(container).freeze()
+    marker = os.path.join(container.dir, PAUSED_CREATED)
+    if status == "created":
+        with open(marker, "w"):
+            pass
+    try:
+        manager_for(container).freeze()
+    except BaseException:
+        if status == "created":
+            os.unlink(marker)
+        raise
 
 
 def resume(container: Container) -> None:
     if container.status() != "paused":
         raise BadState("container not paused")
     manager_for(container).thaw()
+    try:
+        os.unlink(os.path.join(container.dir, PAUSED_CREATED))
+    except FileNotFoundError:
+        pass

@@ -500,14 +500,16 @@ class Bundle:
             raise AssertionError(f"{argv} exited {out.returncode}: {out.stdout}{out.stderr}")
         return out
 
-    def start_container(self) -> str:
+    def start_container(self, *, started: bool = True) -> str:
+        """A container left running (``run -d``), or only created (``started=False``)."""
         cid = new_id()
         self.write_config(f"/{cid}")
         self.ids.append(cid)
         # the container keeps its stdio: give it files, not our pipes (no EOF would ever come)
         err_path = os.path.join(os.path.dirname(self.dir), f"{cid}.stderr")
         with open(err_path, "w+") as err:
-            argv = [self.runtime, "--root", self.root, "run", "-d", "-b", self.dir, cid]
+            verb = ["run", "-d"] if started else ["create"]
+            argv = [self.runtime, "--root", self.root, *verb, "-b", self.dir, cid]
             rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, timeout=30).returncode
             if rc != 0:
                 err.seek(0)

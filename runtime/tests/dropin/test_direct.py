@@ -141,6 +141,20 @@ def test_pause_resume(bundle, require_cgroups):
     assert out.returncode == 1 and "container not running" in out.stderr
 
 
+def test_pause_a_created_container(bundle, require_cgroups):
+    """runc freezes a created container too: its state says paused, start is refused until
+    resume, and then the container starts as usual."""
+    cid = bundle.start_container(started=False)
+    bundle.rt("pause", cid)
+    assert json.loads(bundle.rt("state", cid).stdout)["status"] == "paused"
+    out = bundle.rt("start", cid, check=False)
+    assert out.returncode == 1 and "paused" in out.stderr
+    bundle.rt("resume", cid)
+    assert json.loads(bundle.rt("state", cid).stdout)["status"] == "created"
+    bundle.rt("start", cid)
+    assert json.loads(bundle.rt("state", cid).stdout)["status"] == "running"
+
+
 def test_update_applies_live(bundle, require_cgroups):
     cid = bundle.start_container()
     bundle.rt("update", "--pids-limit", "77", cid)
