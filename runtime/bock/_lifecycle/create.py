@@ -6,7 +6,7 @@ import os
 
 from bock import _syscalls as s
 from bock._init import sync
-from bock._init.stages import InitContext, stage1
+from bock._init.stages import HookState, InitContext, stage1
 from bock._spec.config import Spec
 from bock._state import FIFO, Container, proc_start_time, rfc3339_now, validate_id
 from bock.errors import BockError, ConfigError, ContainerExists, ExecError
@@ -200,18 +200,7 @@ def _create(
     parent_sock, child_sock = sync.socketpair()
     created = rfc3339_now()
 
-    def state_for_hooks(status: str, pid: int) -> dict:
-        from bock import SPEC_VERSION
-
-        return {
-            "ociVersion": SPEC_VERSION,
-            "id": opts.cid,
-            "status": status,
-            "pid": pid,
-            "bundle": opts.bundle,
-            "annotations": spec.annotations,
-        }
-
+    state_for_hooks = HookState(opts.cid, opts.bundle, spec.annotations)
     ctx = InitContext(
         spec=spec,
         bundle=opts.bundle,
@@ -231,6 +220,7 @@ def _create(
         security=security,
         state_for_hooks=state_for_hooks,
         console_mod=_console_module(spec),
+        seal=_sealer(spec),
     )
     security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -313,6 +303,16 @@ def _create(
     if opts.pid_file:
         write_pid_file(opts.pid_file, init_pid)
     return container
+
+
+def _sealer(spec: Spec):
+    """exeseal.reexec when the waiting init must run from a sealed interpreter, else None.
+
+    The default (a new pid namespace, no CAP_SYS_PTRACE for the container, or a new user
+    namespace) needs nothing more than the init being non-dumpable; see bock._init.exeseal."""
+    from bock._init import exeseal
+
+    return exeseal.reexec if exeseal.needs_seal(spec) else None
 
 
 def send_pidfd(path: str, pid: int, name: str) -> None:
