@@ -55,33 +55,101 @@ BOOT = "import sys\nsys.path[:] = sys.argv[3:]\nfrom bock._init.exeseal import r
 
 
 def may_hold_ptrace(capabilities: object) -> bool:
-    """Whether a process with these spec capabilities may hold CAP_SYS_PTRACE. No
-    ``capabilities`` at all means the process keeps every capability it has (runc too)."""
+    """Whether a process with these capabilities (a spec ``Capabilities`` or its JSON) may
+    hold CAP_SYS_PTRACE. None means the process keeps every capability it has (runc too)."""
     if capabilities is None:
         return True
-    return any(PTRACE in getattr(capabilities, kind) for kind in _CAP_SETS)
+    get = capabilities.get if isinstance(capabilities, dict) else lambda kind: getattr(capabilities, kind)
+    return any(PTRACE in (get(kind) or ()) for kind in _CAP_SETS)
 
 
 _CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-def needs_seal(spec: object) -> bool:
-    """Whether the waiting init must run from a sealed interpreter.
+def own_user_ns(linux: object) -> bool:
+    user = linux.namespace("user")
+    return user is not None and not user.path
+
+
+def needs_seal(linux: object, *capabilities: object) -> bool:
+    """Whether a runtime process waiting in the container (its init, an exec helper) must
+    run a sealed interpreter. ``capabilities``: the sets of the processes that will share
+    the container's namespaces (the container's process; for ``exec`` also the new one).
 
     * the pid namespace is the host's or joined by path: other processes there, with
       capabilities we know nothing about, can see the init;
-    * or the container's process may hold CAP_SYS_PTRACE (its bounding set: a setuid
-      binary can gain it) in the host's user namespace, i.e. the container has no user
-      namespace of its own (a new one makes every capability it holds a capability in a
-      child of the namespace that owns the init's memory map, which does not count).
+    * or one of those processes may hold CAP_SYS_PTRACE (in its bounding set is enough: a
+      setuid binary can gain it) in the host's user namespace, i.e. the container has no
+      user namespace of its own (a new one makes every capability it holds one in a child
+      of the namespace that owns the init's memory map, which does not count). With the
+      container's own capabilities this covers ``bock exec`` too, the usual way a process
+      joins a created container; a process given more is checked by
+      :func:`check_ptrace_joiner`.
     """
-    linux = spec.linux
     pid = linux.namespace("pid")
     if pid is None or pid.path:
         return True
-    user = linux.namespace("user")
-    own_user_ns = user is not None and not user.path
-    return not own_user_ns and may_hold_ptrace(spec.process.capabilities)
+    if own_user_ns(linux):
+        return False
+    return any(may_hold_ptrace(c) for c in capabilities)
+
+
+def check_joined(spec: object) -> str | None:
+    """``create``: the error text when the container joins a pid namespace by path where it
+    must not (see :func:`check_ptrace_joiner`)."""
+    pid = spec.linux.namespace("pid")
+    if pid is None or not pid.path:
+        return None
+    return check_ptrace_joiner(pid.path, own_user_ns(spec.linux), spec.process.capabilities)
+
+
+# -- what a process that joins a pid namespace checks ----------------------------------------
+
+
+def unsealed_in_pid_ns(pid_ns: os.stat_result) -> list[int]:
+    """The pids in that pid namespace that run the runtime's own interpreter, unsealed: the
+    init of a container created without the seal, waiting for ``start``."""
+    ours = os.stat("/proc/self/exe")
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{name}/ns/pid")
+            if (ns.st_dev, ns.st_ino) != (pid_ns.st_dev, pid_ns.st_ino):
+                continue
+            exe = os.stat(f"/proc/{name}/exe")
+        except OSError:
+            continue  # gone, or a kernel thread
+        if (exe.st_dev, exe.st_ino) == (ours.st_dev, ours.st_ino):
+            found.append(int(name))
+    return found
+
+
+def check_ptrace_joiner(pid_ns_path: str, own_user_ns: bool, capabilities: object) -> str | None:
+    """The error text when a process that may hold CAP_SYS_PTRACE (in the host's user
+    namespace) would join a pid namespace where a container's init waits unsealed.
+
+    That init decided at its ``create`` that it needed no seal; a later process cannot
+    change it, so it is refused instead (runc seals every init and has no such case). The
+    host's own pid namespace is not checked: CAP_SYS_PTRACE there reaches every process."""
+    if own_user_ns or not may_hold_ptrace(capabilities):
+        return None
+    try:
+        target = os.stat(pid_ns_path)
+        mine = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return None  # reported where the namespace is opened
+    if (target.st_dev, target.st_ino) == (mine.st_dev, mine.st_ino):
+        return None
+    pids = unsealed_in_pid_ns(target)
+    if not pids:
+        return None
+    return (
+        f"refusing a process that may hold {PTRACE} in pid namespace {pid_ns_path}: process {pids[0]} "
+        "there is a container init waiting for start that runs the host's interpreter "
+        "(CVE-2019-5736); start that container first"
+    )
 
 
 # -- what the new image imports ------------------------------------------------------------
@@ -213,7 +281,11 @@ def reexec(ctx: object, entry: object) -> None:
 
     Returns only with ``ctx.sys`` a recording seam (the unit tests); raises OSError when
     neither copy could be made or the exec failed (the caller reports it)."""
-    sys_ = ctx.sys
+    sys_ = getattr(ctx, "sys", None)
+    if sys_ is None:
+        from bock._syscalls import LinuxSyscalls
+
+        sys_ = LinuxSyscalls()
     interpreter = os.readlink("/proc/self/exe")
     host = os.stat("/proc/self/exe")
     fd, how = sealed_copy(sys_, interpreter)

@@ -124,6 +124,11 @@ def create(opts: CreateOptions, doc: dict, spec: Spec) -> Container:
     from bock._init.security import Security
 
     security = Security(spec)  # compiles seccomp, parses capabilities: errors before anything exists
+    from bock._init import exeseal
+
+    refused = exeseal.check_joined(spec)  # CAP_SYS_PTRACE next to an unsealed waiting init
+    if refused:
+        raise ConfigError(refused)
     if security.warnings:  # what runc only warns about (personality flags, a userns path with maps)
         from bock import _log
 
@@ -312,7 +317,7 @@ def _sealer(spec: Spec):
     namespace) needs nothing more than the init being non-dumpable; see bock._init.exeseal."""
     from bock._init import exeseal
 
-    return exeseal.reexec if exeseal.needs_seal(spec) else None
+    return exeseal.reexec if exeseal.needs_seal(spec.linux, spec.process.capabilities) else None
 
 
 def send_pidfd(path: str, pid: int, name: str) -> None:
