@@ -48,7 +48,7 @@ F_SEAL_GROW = 0x4
 F_SEAL_WRITE = 0x8
 
 # The new interpreter's first words: the runtime's own sys.path, then resume().
-BOOT = "import sys\nsys.path[:] = sys.argv[3:]\nfrom bock._init.exeseal import resume\nresume()\n"
+BOOT = "import sys; sys.path[:] = sys.argv[3:]; from bock._init.exeseal import resume; resume()"
 
 
 # -- when ----------------------------------------------------------------------------------
