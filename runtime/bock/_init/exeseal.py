@@ -166,7 +166,7 @@ RUNTIME_SIDE = (
 )
 # Standard-library modules that the init's code imports inside functions: loaded in the new
 # image when the runtime had them loaded (after pivot_root nothing more can be imported).
-LAZY_STDLIB = ("_socket", "ctypes", "fcntl", "hashlib", "io", "shutil", "tempfile", "time")
+LAZY_STDLIB = ("_sha256", "_socket", "ctypes", "fcntl", "hashlib", "io", "shutil", "tempfile", "time")
 
 
 def init_modules(loaded: object) -> list[str]:
