@@ -254,7 +254,11 @@ def sealed_copy(sys_: object, path: str) -> tuple[int, str]:
     try:
         return overlay_copy(sys_, path), "overlay"
     except OSError:
+        pass  # no overlayfs, no CAP_SYS_ADMIN over our mount namespace: the older way
+    try:
         return memfd_copy(sys_, path), "memfd"
+    except OSError as err:  # fail closed: the init never waits unsealed where it must not
+        raise OSError(err.errno, f"cannot seal the interpreter (CVE-2019-5736): {err.strerror}") from None
 
 
 def _payload_fds(ctx: object) -> list[int]:

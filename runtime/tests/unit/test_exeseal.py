@@ -185,6 +185,15 @@ def test_without_overlayfs_the_init_reexecs_a_sealed_memfd(ctx):
     assert payload["how"] == "memfd"
 
 
+def test_when_neither_copy_can_be_made_the_init_fails_closed(ctx):
+    err = OSError(errno.EPERM, "denied")
+    ctx.sys = Recorder(fail={"fsopen": err, "memfd_create": err})
+    with pytest.raises(OSError, match=r"cannot seal the interpreter \(CVE-2019-5736\)") as got:
+        exeseal.reexec(ctx, stages.stage1)
+    assert got.value.errno == errno.EPERM
+    assert "execveat" not in [c[0] for c in ctx.sys.calls]
+
+
 def test_the_sealed_memfd_copy_cannot_be_changed(tmp_path):
     src = tmp_path / "interp"
     src.write_bytes(os.urandom(300_000))
