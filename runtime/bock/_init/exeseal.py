@@ -349,6 +349,9 @@ def _pickler(out: _Writer):
     """Modules travel by name, sockets by fd number (the fd itself is inherited)."""
     import _pickle
     import _socket
+    import ctypes
+
+    cdata = ctypes.c_int.__mro__[2]  # _ctypes._CData: every ctypes object
 
     class Pickler(_pickle.Pickler):
         def persistent_id(self, obj: object):
@@ -356,6 +359,8 @@ def _pickler(out: _Writer):
                 return ("module", obj.__name__)
             if isinstance(obj, _socket.socket):
                 return ("socket", obj.fileno(), obj.family, obj.type)
+            if isinstance(obj, cdata):  # may hold an address valid in this process only
+                raise TypeError(f"{type(obj).__name__}: a ctypes object cannot cross the re-exec")
             return None
 
     return Pickler(out, 5)

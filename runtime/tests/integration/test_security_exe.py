@@ -257,3 +257,33 @@ def test_the_waiting_init_is_not_dumpable(runtime, bundle):
             os._exit(2)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_sealed_init_applies_seccomp_and_the_rest_of_the_config(runtime, bundle):
+    """The re-exec'd init carries the whole context: a seccomp filter (its program is rebuilt
+    in the new image), hostname, env, cwd, user and the exec.fifo handshake."""
+    b = bundle("sh", "-c", "hostname; echo $FOO; pwd; id -u; mkdir /tmp/x 2>&1 || echo blocked", name="full")
+    _with_caps(b, PTRACE_CAPS)
+    b.config["hostname"] = "sealed-host"
+    b.config["process"]["env"].append("FOO=bar")
+    b.config["process"]["cwd"] = "/tmp"
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+    b.save()
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    assert not _same_file(f"/proc/{pid}/exe", _interpreter(runtime))  # really the sealed path
+    runtime.start(cid)
+    import time
+
+    deadline = time.monotonic() + 10
+    while runtime.status(cid) != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    res = runtime.run(b).ok()
+    lines = res.out.splitlines()
+    assert lines[:4] == ["sealed-host", "bar", "/tmp", "1000"]
+    assert "Operation not permitted" in lines[4] and lines[5] == "blocked"

@@ -185,6 +185,34 @@ def test_without_overlayfs_the_init_reexecs_a_sealed_memfd(ctx):
     assert payload["how"] == "memfd"
 
 
+def test_the_seccomp_program_pointer_is_rebuilt_not_copied(ctx):
+    """A compiled filter holds a ctypes pointer to its program: valid in one process only."""
+    import ctypes
+
+    from bock._security.seccomp import SeccompFilter
+
+    program = bytes(range(16))  # two cBPF instructions' worth of bytes
+    ctx.security.seccomp = SeccompFilter(program, 1, listener_path="/l")
+    rec = Recorder()
+    ctx.sys = rec
+    exeseal.reexec(ctx, stages.stage1)
+    payload = exeseal._load(rec.payload)
+    payload["ctx"].sync.detach()
+    flt = payload["ctx"].security.seccomp
+    assert (flt.program, flt.flags, flt.listener_path) == (program, 1, "/l")
+    assert flt._fprog.filter == ctypes.addressof(flt._buf)  # its own buffer
+    assert flt._buf is not ctx.security.seccomp._buf
+
+
+def test_a_raw_ctypes_object_cannot_cross_the_reexec(ctx):
+    import ctypes
+
+    ctx.bundle = ctypes.c_int(1)
+    ctx.sys = Recorder()
+    with pytest.raises(TypeError, match="ctypes object cannot cross"):
+        exeseal.reexec(ctx, stages.stage1)
+
+
 def test_when_neither_copy_can_be_made_the_init_fails_closed(ctx):
     err = OSError(errno.EPERM, "denied")
     ctx.sys = Recorder(fail={"fsopen": err, "memfd_create": err})
