@@ -287,3 +287,28 @@ def test_the_sealed_init_applies_seccomp_and_the_rest_of_the_config(runtime, bun
     lines = res.out.splitlines()
     assert lines[:4] == ["sealed-host", "bar", "/tmp", "1000"]
     assert "Operation not permitted" in lines[4] and lines[5] == "blocked"
+
+
+def test_exec_through_a_sealed_helper_keeps_its_options(runtime, bundle, tmp_path):
+    """A container that may hold CAP_SYS_PTRACE: every exec helper re-executes sealed first;
+    user, env, cwd, --preserve-fds and the runtime-exe refusal come through it."""
+    b = bundle("sleep", "60", name="running")
+    _with_caps(b, PTRACE_CAPS)
+    cid = runtime.create(b)
+    runtime.start(cid)
+    path = tmp_path / "through-fd"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        res = runtime(
+            "exec", "-u", "1000:1000", "-e", "FOO=bar", "--cwd", "/tmp", "--preserve-fds", "1", cid,
+            "sh", "-c", "id -u; echo $FOO; pwd; echo via-fd >&3; ls /proc/self/fd | tr '\\n' ' '",
+            fd_map={3: fd},
+        ).ok()  # fmt: skip
+    finally:
+        os.close(fd)
+    lines = res.out.splitlines()
+    assert lines[:3] == ["1000", "bar", "/tmp"]
+    assert sorted(int(x) for x in lines[3].split()) == [0, 1, 2, 3, 4]  # ls's own dir fd is the 5th
+    assert path.read_text() == "via-fd\n"
+    refused = runtime("exec", cid, "/proc/self/exe", "--version")
+    assert refused.rc != 0 and "CVE-2019-5736" in refused.err
