@@ -22,9 +22,10 @@ re-executes the interpreter from a file that cannot be written (runc 1.2's "exes
   older answer). Writing through ``/proc/<pid>/exe`` then fails with EPERM.
 
 The new image is the same interpreter (same pid, same fds), so the init's parent sees
-nothing: :func:`resume` unpickles the init's context from an inherited memfd, imports
-every module the runtime had loaded (the host's library is out of reach once the init
-enters the container's mount namespace), and calls the same stage function again.
+nothing: :func:`resume` loads the init's context (bock._init.ctxcodec) from an inherited
+memfd, imports every module of the runtime's that the init may use (the host's library is
+out of reach once the init enters the container's mount namespace), and calls the same
+stage function again.
 The cost is one interpreter start (about 20 ms), paid only when :func:`needs_seal` says so.
 """
 
@@ -309,7 +310,9 @@ def reexec(ctx: object, entry: object) -> None:
     }
     data = os.memfd_create("bock-init-ctx", 0)  # inherited by the new image, which closes it
     try:
-        _pickler(_Writer(data)).dump(payload)
+        from bock._init import ctxcodec
+
+        _write_all(data, ctxcodec.dumps(payload))
         os.lseek(data, 0, os.SEEK_SET)
         for n in fds + preserved:
             os.set_inheritable(n, True)
@@ -331,61 +334,15 @@ def _is_open(fd: int) -> bool:
     return True
 
 
-class _Writer:
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        return len(data)
-
-
-# The C pickler alone (pickle.py would import re, enum and more: ~8 ms in the new image).
-def _pickler(out: _Writer):
-    """Modules travel by name, sockets by fd number (the fd itself is inherited)."""
-    import _pickle
-    import _socket
-    import ctypes
-
-    cdata = ctypes.c_int.__mro__[2]  # _ctypes._CData: every ctypes object
-
-    class Pickler(_pickle.Pickler):
-        def persistent_id(self, obj: object):
-            if type(obj).__name__ == "module":
-                return ("module", obj.__name__)
-            if isinstance(obj, _socket.socket):
-                return ("socket", obj.fileno(), obj.family, obj.type)
-            if isinstance(obj, cdata):  # may hold an address valid in this process only
-                raise TypeError(f"{type(obj).__name__}: a ctypes object cannot cross the re-exec")
-            return None
-
-    return Pickler(out, 5)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _import(name: str) -> object:
     __import__(name)
     return sys.modules[name]
-
-
-def _load(data: bytes) -> dict:
-    import _pickle
-    import io
-
-    class Unpickler(_pickle.Unpickler):
-        def persistent_load(self, pid):
-            kind, *rest = pid
-            if kind == "module":
-                return _import(rest[0])
-            import _socket
-
-            fd, family, type_ = rest
-            return _socket.socket(family, type_, 0, fd)
-
-    return Unpickler(io.BytesIO(data)).load()
 
 
 def resume() -> None:
@@ -396,7 +353,9 @@ def resume() -> None:
         while chunk := os.read(data_fd, 1 << 20):
             chunks.append(chunk)
         os.close(data_fd)
-        payload = _load(b"".join(chunks))
+        from bock._init import ctxcodec
+
+        payload = ctxcodec.loads(b"".join(chunks))
         for name in payload["modules"]:
             if name not in sys.modules:
                 try:
