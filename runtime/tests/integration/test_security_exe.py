@@ -312,3 +312,75 @@ def test_exec_through_a_sealed_helper_keeps_its_options(runtime, bundle, tmp_pat
     assert path.read_text() == "via-fd\n"
     refused = runtime("exec", cid, "/proc/self/exe", "--version")
     assert refused.rc != 0 and "CVE-2019-5736" in refused.err
+
+
+MEMFD_PROBE = (
+    "echo link=$(readlink /proc/1/exe); echo size=$(wc -c < /proc/1/exe); "
+    "( echo x >> /proc/1/exe ) 2>&1 | sed 's/^/write=/'; "
+    # CVE-2019-5736's own step: keep a handle, wait for the init to exec, then write through it
+    "exec 4</proc/1/exe; echo waiting=1; i=0; "
+    "while readlink /proc/1/exe | grep -q memfd && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
+    "echo now=$(readlink /proc/1/exe); "
+    "( echo x >> /proc/self/fd/4 ) 2>&1 | sed 's/^/append=/'; "
+    "( exec 5<>/proc/self/fd/4; echo x >&5 ) 2>&1 | sed 's/^/overwrite=/'; "
+    "echo after=$(wc -c < /proc/self/fd/4)"
+)
+
+
+def test_without_overlayfs_the_init_runs_a_sealed_memfd_copy(runtime, bundle):
+    """The fallback, forced: ``bock create`` runs under a seccomp filter that fails fsopen(2)
+    with ENOSYS, so the init copies the interpreter into a sealed memfd. An attacker granted
+    CAP_SYS_PTRACE in its pid namespace cannot write it while the init runs (ETXTBSY), nor
+    through a handle kept until the init has exec'd (the seals: EPERM), nor grow it."""
+    import subprocess
+    import time
+
+    from bock._security.seccomp import SeccompFilter
+
+    no_fsopen = SeccompFilter.compile(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["fsopen"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS}],
+        }
+    )
+    interpreter = _interpreter(runtime)
+    size = os.stat(interpreter).st_size
+    victim = bundle("sleep", "5", name="victim")
+    _with_caps(victim, PTRACE_CAPS)
+    cid = runtime.new_id()
+    with open(victim.out_path, "ab") as out:
+        proc = subprocess.run(
+            [runtime.binary, "--root", runtime.root, "create", "--bundle", victim.path, cid],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            preexec_fn=no_fsopen.load,  # root: CAP_SYS_ADMIN allows a filter without no_new_privs
+            timeout=60,
+        )
+    assert proc.returncode == 0, victim.output()
+    pid = runtime.state(cid)["pid"]
+    assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:bock-init")
+    with open(f"/proc/{pid}/exe", "rb") as exe, open(interpreter, "rb") as host:
+        assert exe.read(1 << 16) == host.read(1 << 16)
+    before = sha256(interpreter)
+    b = bundle("sh", "-c", MEMFD_PROBE, name="attacker")
+    b.set_namespace("pid", f"/proc/{pid}/ns/pid")
+    _with_caps(b, PTRACE_CAPS)
+    attacker = runtime.create(b)
+    runtime.start(attacker)
+    deadline = time.monotonic() + 20
+    while "waiting=1" not in b.output():
+        assert time.monotonic() < deadline, b.output()
+        time.sleep(0.02)
+    runtime.start(cid)  # the init execs sleep: the memfd is no longer anyone's exe
+    while runtime.status(attacker) != "stopped":
+        assert time.monotonic() < deadline, b.output()
+        time.sleep(0.02)
+    got = dict(line.split("=", 1) for line in b.output().splitlines() if "=" in line)
+    assert got["link"].startswith("/memfd:bock-init"), got
+    assert got["now"] == "/bin/busybox", got  # the handle outlived the init's interpreter
+    assert "Text file busy" in got["write"]
+    assert "Operation not permitted" in got["append"]
+    assert "Operation not permitted" in got["overwrite"]
+    assert int(got["size"]) == int(got["after"]) == size
+    assert sha256(interpreter) == before
