@@ -8,7 +8,10 @@ that owns the init's memory map (``mm->user_ns``) — the host's, because the in
 forked, never exec'd, after the runtime entered any new user namespace. A container
 process gets CAP_SYS_PTRACE there only when the config grants it (without a new user
 namespace), and another process can see the init only through a pid namespace it
-shares with it. When either may happen (:func:`needs_seal`), the init's first stage
+shares with it. Before ``start`` that is a process of ``bock exec`` (which gets the
+container's capabilities unless told otherwise), another container that joins the pid
+namespace, or anything in a pid namespace that is the host's or joined by path. When
+one of them may hold CAP_SYS_PTRACE (:func:`needs_seal`), the init's first stage
 re-executes the interpreter from a file that cannot be written (runc 1.2's "exeseal"):
 
 * an overlayfs made with the new mount API (``fsopen``/``fsmount``), read-only, with no
@@ -19,14 +22,20 @@ re-executes the interpreter from a file that cannot be written (runc 1.2's "exes
   fails with EROFS.
 * where overlayfs cannot be used (no overlay module, no CAP_SYS_ADMIN): a memfd copy of
   the interpreter, sealed against writes, growing, shrinking and further seals (runc's
-  older answer). Writing through ``/proc/<pid>/exe`` then fails with EPERM.
+  older answer). Opening ``/proc/<pid>/exe`` for writing fails with ETXTBSY while the
+  init runs it, and writing through a handle kept until after its exec with EPERM.
+
+A process that may hold CAP_SYS_PTRACE and would join the pid namespace of an init that
+decided it needed no seal is refused instead (:func:`check_ptrace_joiner`): ``exec
+--cap CAP_SYS_PTRACE`` into a created container, a container that joins its pid namespace.
 
 The new image is the same interpreter (same pid, same fds), so the init's parent sees
 nothing: :func:`resume` loads the init's context (bock._init.ctxcodec) from an inherited
 memfd, imports every module of the runtime's that the init may use (the host's library is
 out of reach once the init enters the container's mount namespace), and calls the same
-stage function again.
-The cost is one interpreter start (about 20 ms), paid only when :func:`needs_seal` says so.
+stage function again. The cost is about one interpreter start (~18 ms of CPU), paid only
+when :func:`needs_seal` says so; ``bock exec`` seals its helper (a host Python in the
+container's pid namespace until it execs) by the same rule.
 """
 
 from __future__ import annotations

@@ -57,8 +57,8 @@ class InitContext:
 
 
 class HookState:
-    """The state document handed to hooks (a class, not a closure: the init's context may be
-    pickled across a re-exec, see bock._init.exeseal)."""
+    """The state document handed to hooks (a class, not a closure: the init's context may
+    cross a re-exec as data, see bock._init.exeseal and bock._init.ctxcodec)."""
 
     __slots__ = ("annotations", "bundle", "cid")
 

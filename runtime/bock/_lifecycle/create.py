@@ -313,8 +313,10 @@ def _create(
 def _sealer(spec: Spec):
     """exeseal.reexec when the waiting init must run from a sealed interpreter, else None.
 
-    The default (a new pid namespace, no CAP_SYS_PTRACE for the container, or a new user
-    namespace) needs nothing more than the init being non-dumpable; see bock._init.exeseal."""
+    The default (a new pid namespace, and a container without CAP_SYS_PTRACE or with a user
+    namespace of its own) needs nothing more than the init being non-dumpable: opening the
+    exe of a non-dumpable process takes CAP_SYS_PTRACE in the host's user namespace, which
+    nothing in the container has. See bock._init.exeseal."""
     from bock._init import exeseal
 
     return exeseal.reexec if exeseal.needs_seal(spec.linux, spec.process.capabilities) else None
