@@ -5,7 +5,10 @@ Prints the median wall time of each operation for both runtimes and the ratio
 bock/runc, plus the memory (PSS and RSS) of a created, waiting container init.
 The two runtimes alternate, iteration by iteration, so load on the machine hits both.
 
-    python3 runtime/bench/bench_runtime.py [-n 20] [--bock PATH] [--runc PATH]
+    python3 runtime/bench/bench_runtime.py [-n 20] [--bock PATH] [--runc PATH] [--cap CAP_X ...]
+
+``--cap`` adds a capability to the containers' bounding, effective and permitted sets
+(``--cap CAP_SYS_PTRACE``: the path where bock's waiting init runs a sealed interpreter).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 import uuid
 
 
-def make_bundle(base: str, args: list[str]) -> str:
+def make_bundle(base: str, args: list[str], caps: list[str] = ()) -> str:
     bundle = os.path.join(base, "bundle-" + args[0])
     rootfs = os.path.join(base, "rootfs")
     if not os.path.isdir(rootfs):
@@ -42,6 +45,10 @@ def make_bundle(base: str, args: list[str]) -> str:
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = args
     cfg["root"]["path"] = rootfs
+    for kind in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][kind] += [
+            c for c in caps if c not in cfg["process"]["capabilities"][kind]
+        ]
     with open(path, "w") as f:
         json.dump(cfg, f)
     return bundle
@@ -108,6 +115,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=20, help="iterations (default 20)")
     ap.add_argument("--bock", default=os.environ.get("BOCK_BINARY") or shutil.which("bock"))
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
+    ap.add_argument("--cap", action="append", default=[], help="add a capability to the containers")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the benchmark needs root")
@@ -115,8 +123,8 @@ def main() -> int:
         raise SystemExit("bock not found (install ./runtime or pass --bock)")
     base = tempfile.mkdtemp(prefix="bock-bench-")
     try:
-        true_b = make_bundle(base, ["true"])
-        sleep_b = make_bundle(base, ["sleep", "1000"])
+        true_b = make_bundle(base, ["true"], a.cap)
+        sleep_b = make_bundle(base, ["sleep", "1000"], a.cap)
         results: dict = {}
         runtimes = {"runc": a.runc, "bock": a.bock}
         for name, binary in runtimes.items():  # warm-up, not counted
@@ -126,6 +134,7 @@ def main() -> int:
                 bench(name, binary, os.path.join(base, "root-" + name), true_b, sleep_b, results)
         print(
             f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.uname().release} {os.cpu_count()} cpus"
+            + (f" caps +{','.join(a.cap)}" if a.cap else "")
         )
         for name, binary in runtimes.items():
             print(

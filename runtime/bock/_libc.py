@@ -37,6 +37,7 @@ _NR = {
         "clone3": 435,
         "openat2": 437,
         "memfd_create": 319,
+        "execveat": 322,
         "keyctl": 250,
     },
     "aarch64": {
@@ -60,6 +61,7 @@ _NR = {
         "clone3": 435,
         "openat2": 437,
         "memfd_create": 279,
+        "execveat": 281,
         "keyctl": 219,
     },
 }[_MACHINE]

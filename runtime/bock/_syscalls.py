@@ -128,6 +128,39 @@ class LinuxSyscalls:
         except OSError as err:
             raise OSError(err.errno, f"mount_setattr {fd_target(fd)}: {os.strerror(err.errno)}") from None
 
+    # -- a sealed, read-only copy of the interpreter (bock._init.exeseal) ----------------
+    def fsopen(self, fstype: str) -> int:
+        return syscall("fsopen", fstype.encode(), 1)  # FSOPEN_CLOEXEC
+
+    def fsconfig(self, fd: int, key: str, value: str | None) -> None:
+        """FSCONFIG_SET_STRING ``key=value``, or FSCONFIG_CMD_CREATE when ``value`` is None."""
+        if value is None:
+            syscall("fsconfig", fd, 6, None, None, 0)
+        else:
+            syscall("fsconfig", fd, 1, key.encode(), os.fsencode(value), 0)
+
+    def fsmount(self, fd: int, attrs: int) -> int:
+        return syscall("fsmount", fd, 1, attrs)  # FSMOUNT_CLOEXEC
+
+    def openat(self, dirfd: int, name: str, flags: int) -> int:
+        return os.open(name, flags, dir_fd=dirfd)
+
+    def memfd_create(self, name: str, flags: int) -> int:
+        return os.memfd_create(name, flags)
+
+    def add_seals(self, fd: int, seals: int) -> None:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+
+    def execveat(self, fd: int, argv: list[str], env: dict[str, str]) -> None:
+        """execveat(fd, "", argv, env, AT_EMPTY_PATH); returns only by raising OSError."""
+        args = [os.fsencode(a) for a in argv]
+        envs = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+        c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+        c_env = (ctypes.c_char_p * (len(envs) + 1))(*envs, None)
+        syscall("execveat", fd, b"", c_argv, c_env, 0x1000)  # AT_EMPTY_PATH
+
 
 def fd_target(fd: int) -> str:
     try:
@@ -186,3 +219,37 @@ class RecordingSyscalls(LinuxSyscalls):
 
     def mount_setattr(self, fd, attr_set, attr_clr, *, recursive):
         self._record("mount_setattr", fd_target(fd), attr_set, attr_clr, recursive)
+
+    _next_fd = (
+        1 << 30
+    )  # fake fds (above any fd limit: closing one is EBADF) for the mount API calls (never real, never closed)
+
+    def _fake_fd(self) -> int:
+        RecordingSyscalls._next_fd += 1
+        return RecordingSyscalls._next_fd
+
+    def fsopen(self, fstype):
+        self._record("fsopen", fstype)
+        return self._fake_fd()
+
+    def fsconfig(self, fd, key, value):
+        self._record("fsconfig", key, value)
+
+    def fsmount(self, fd, attrs):
+        self._record("fsmount", attrs)
+        return self._fake_fd()
+
+    def openat(self, dirfd, name, flags):
+        self._record("openat", name, flags)
+        return self._fake_fd()
+
+    def memfd_create(self, name, flags):
+        """A real memfd (harmless, private to the process) so that the copy can be checked."""
+        self._record("memfd_create", name, flags)
+        return os.memfd_create(name, flags)
+
+    def add_seals(self, fd, seals):
+        self._record("add_seals", seals)
+
+    def execveat(self, fd, argv, env):
+        self._record("execveat", fd, list(argv))

@@ -83,6 +83,11 @@ class RuntimeExeRefused(ExecError):
     pass
 
 
+# (st_dev, st_ino) of the host's interpreter when this process runs a sealed copy of it
+# (bock._init.exeseal): /proc/self/exe is then the copy, but the host file is what matters.
+host_interpreter: tuple[int, int] | None = None
+
+
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return a.st_dev == b.st_dev and a.st_ino == b.st_ino
 
@@ -126,7 +131,7 @@ def refuse_runtime_exe(path: str, depth: int = 0) -> None:
         st = os.stat(path)
     except OSError:
         return  # execve reports it
-    if _same_file(st, ours):
+    if _same_file(st, ours) or (st.st_dev, st.st_ino) == host_interpreter:
         raise RuntimeExeRefused(
             f'exec: "{path}": refusing to execute the runtime\'s own interpreter (CVE-2019-5736)'
         )

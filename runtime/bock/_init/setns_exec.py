@@ -32,6 +32,7 @@ class ExecContext:
         "ns_fds",
         "preserve_fds",
         "process",
+        "seal",
         "security",
         "sync",
         "user_fd",
@@ -76,6 +77,8 @@ def _host_side_attrs(ctx: ExecContext) -> None:
 def child(ctx: ExecContext) -> None:
     """The first child: cgroups, setns, fork; reports the grandchild's host pid."""
     try:
+        if ctx.seal is not None:  # CVE-2019-5736 with CAP_SYS_PTRACE: see bock._init.exeseal
+            ctx.seal(ctx, child)  # before any namespace: the new image's mm is the host's
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # CVE-2019-5736: until execve
         _host_side_attrs(ctx)
         for path in ctx.cgroup_procs:

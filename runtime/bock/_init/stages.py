@@ -41,6 +41,7 @@ class InitContext:
         "parent_hooks",
         "preserve_fds",
         "rootfs",
+        "seal",
         "security",
         "spec",
         "state_for_hooks",
@@ -53,6 +54,30 @@ class InitContext:
             setattr(self, name, kw.pop(name, None))
         if kw:
             raise TypeError(f"unknown fields {sorted(kw)}")
+
+
+class HookState:
+    """The state document handed to hooks (a class, not a closure: the init's context may
+    cross a re-exec as data, see bock._init.exeseal and bock._init.ctxcodec)."""
+
+    __slots__ = ("annotations", "bundle", "cid")
+
+    def __init__(self, cid: str, bundle: str, annotations: dict) -> None:
+        self.cid = cid
+        self.bundle = bundle
+        self.annotations = annotations
+
+    def __call__(self, status: str, pid: int) -> dict:
+        from bock import SPEC_VERSION
+
+        return {
+            "ociVersion": SPEC_VERSION,
+            "id": self.cid,
+            "status": status,
+            "pid": pid,
+            "bundle": self.bundle,
+            "annotations": self.annotations,
+        }
 
 
 def _fail(ctx: InitContext, err: BaseException) -> None:
@@ -69,6 +94,8 @@ def _fail(ctx: InitContext, err: BaseException) -> None:
 def stage1(ctx: InitContext) -> None:
     try:
         sys = ctx.sys
+        if ctx.seal is not None:  # CVE-2019-5736 with CAP_SYS_PTRACE: see bock._init.exeseal
+            ctx.seal(ctx, stage1)  # before any namespace: the new image's mm is the host's
         if ctx.join_user is not None:
             sys.setns(ctx.join_user, s.CLONE_NEWUSER)
         if ctx.new_user:

@@ -6,7 +6,7 @@ import os
 
 from bock import _syscalls as s
 from bock._init import sync
-from bock._init.stages import InitContext, stage1
+from bock._init.stages import HookState, InitContext, stage1
 from bock._spec.config import Spec
 from bock._state import FIFO, Container, proc_start_time, rfc3339_now, validate_id
 from bock.errors import BockError, ConfigError, ContainerExists, ExecError
@@ -124,6 +124,11 @@ def create(opts: CreateOptions, doc: dict, spec: Spec) -> Container:
     from bock._init.security import Security
 
     security = Security(spec)  # compiles seccomp, parses capabilities: errors before anything exists
+    from bock._init import exeseal
+
+    refused = exeseal.check_joined(spec)  # CAP_SYS_PTRACE next to an unsealed waiting init
+    if refused:
+        raise ConfigError(refused)
     if security.warnings:  # what runc only warns about (personality flags, a userns path with maps)
         from bock import _log
 
@@ -200,18 +205,7 @@ def _create(
     parent_sock, child_sock = sync.socketpair()
     created = rfc3339_now()
 
-    def state_for_hooks(status: str, pid: int) -> dict:
-        from bock import SPEC_VERSION
-
-        return {
-            "ociVersion": SPEC_VERSION,
-            "id": opts.cid,
-            "status": status,
-            "pid": pid,
-            "bundle": opts.bundle,
-            "annotations": spec.annotations,
-        }
-
+    state_for_hooks = HookState(opts.cid, opts.bundle, spec.annotations)
     ctx = InitContext(
         spec=spec,
         bundle=opts.bundle,
@@ -231,6 +225,7 @@ def _create(
         security=security,
         state_for_hooks=state_for_hooks,
         console_mod=_console_module(spec),
+        seal=_sealer(spec),
     )
     security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -313,6 +308,18 @@ def _create(
     if opts.pid_file:
         write_pid_file(opts.pid_file, init_pid)
     return container
+
+
+def _sealer(spec: Spec):
+    """exeseal.reexec when the waiting init must run from a sealed interpreter, else None.
+
+    The default (a new pid namespace, and a container without CAP_SYS_PTRACE or with a user
+    namespace of its own) needs nothing more than the init being non-dumpable: opening the
+    exe of a non-dumpable process takes CAP_SYS_PTRACE in the host's user namespace, which
+    nothing in the container has. See bock._init.exeseal."""
+    from bock._init import exeseal
+
+    return exeseal.reexec if exeseal.needs_seal(spec.linux, spec.process.capabilities) else None
 
 
 def send_pidfd(path: str, pid: int, name: str) -> None:

@@ -275,6 +275,22 @@ def _security_for(container: Container, process: Process):
     return Security(spec, seccomp_cache=os.path.join(container.dir, "seccomp-cache"))
 
 
+def _sealer(container: Container, status: str, linux, process: Process):
+    """exeseal.reexec when the exec helper (a host Python in the container's pid namespace
+    until it execs) must run a sealed interpreter; refuses a process that may hold
+    CAP_SYS_PTRACE next to an init that waits unsealed. See bock._init.exeseal."""
+    from bock._init import exeseal
+
+    if status == "created":
+        refused = exeseal.check_ptrace_joiner(
+            f"/proc/{container.pid}/ns/pid", exeseal.own_user_ns(linux), process.capabilities
+        )
+        if refused:
+            raise BadState(refused)
+    own = (container.config.get("process") or {}).get("capabilities")
+    return exeseal.reexec if exeseal.needs_seal(linux, own, process.capabilities) else None
+
+
 def _console(opts: ExecOptions, process: Process):
     """(fd for the grandchild, our end for a foreground terminal or None)."""
     if opts.detach and process.terminal and not opts.console_socket:
@@ -305,6 +321,7 @@ def exec_process(container: Container, process: Process, opts: ExecOptions) -> i
     from bock._libc import libc
 
     security = _security_for(container, process)
+    seal = _sealer(container, status, security.spec.linux, process)
     cgroup_procs = cgroup_procs_paths(container.pid, _parse_cgroup_flags(opts.cgroup))
     console_fd, console_end = _console(opts, process)
     user_fd, ns_fds = _namespace_fds(container)
@@ -324,6 +341,7 @@ def exec_process(container: Container, process: Process, opts: ExecOptions) -> i
         ns_fds=ns_fds,
         preserve_fds=opts.preserve_fds,
         process=process,
+        seal=seal,
         security=security,
         sync=child_sock,
         user_fd=user_fd,

@@ -404,6 +404,17 @@ def enosys_stub(last: dict[int, dict[int, int]]) -> bytes:
     return b"".join(out)
 
 
+def _rebuild_filter(program, flags, needs_notify, listener_path, listener_metadata, ignored) -> SeccompFilter:
+    return SeccompFilter(
+        program,
+        flags,
+        needs_notify=needs_notify,
+        listener_path=listener_path,
+        listener_metadata=listener_metadata,
+        ignored=ignored,
+    )
+
+
 class SeccompFilter:
     """A compiled filter: the cBPF program and the seccomp(2) flags to load it with."""
 
@@ -439,6 +450,12 @@ class SeccompFilter:
             # Prepared here, in the parent: load() in the child only makes the syscall.
             self._buf = ctypes.create_string_buffer(program, len(program))
             self._fprog = _SockFprog(len(program) // 8, ctypes.addressof(self._buf))
+
+    def __reduce__(self):
+        """Pickled (bock._init.exeseal) without the ctypes buffers: the program pointer is
+        only valid in this process; the copy prepares its own."""
+        return (_rebuild_filter, (self.program, self.flags, self.needs_notify, self.listener_path,
+                                  self.listener_metadata, self.ignored))  # fmt: skip
 
     @property
     def enabled(self) -> bool:

@@ -83,6 +83,22 @@ def test_detached_exec_kill_delete(containerd, ctr_run):
     containerd.ctr("container", "delete", cid)
 
 
+def test_privileged_run_and_exec(containerd, ctr_run):
+    """--privileged grants every capability, CAP_SYS_PTRACE too: bock's init and exec helper
+    re-execute a sealed interpreter first (bock._init.exeseal); the shim must not notice."""
+    cid, out = ctr_run("sleep", "100000", opts=("-d", "--privileged"), check=True)
+    fifo = ["--fifo-dir", f"{containerd.base}/fifo"]
+    out = containerd.ctr(
+        "task", "exec", *fifo, "--exec-id", "e1", cid, "sh", "-c", "echo from-exec; grep CapEff /proc/self/status",
+        check=False,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("from-exec"), out
+    assert int(out.stdout.split()[-1], 16) & (1 << 19)  # CAP_SYS_PTRACE is bit 19
+    containerd.ctr("task", "kill", "-s", "SIGKILL", cid)
+    _wait_stopped(containerd, cid)
+    assert containerd.ctr("task", "delete", cid, check=False).returncode == 0
+
+
 def test_ps_pause_resume_metrics(containerd, ctr_run, require_cgroups):
     cid, _ = ctr_run("sleep", "100000", opts=("-d",), check=True)
     fifo = ["--fifo-dir", f"{containerd.base}/fifo"]

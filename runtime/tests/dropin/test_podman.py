@@ -62,6 +62,24 @@ def test_run_detached_exec_stop_rm(pm):
     assert out.returncode == 0, out.stderr
 
 
+def test_cap_sys_ptrace_and_a_shared_pid_namespace(pm):
+    """CAP_SYS_PTRACE: bock's init and exec helpers re-execute a sealed interpreter first
+    (bock._init.exeseal); conmon's create/start/exec protocol must not notice."""
+    name = pm.name()
+    ptrace = ("--cap-add", "SYS_PTRACE")
+    out = pm("run", "-d", *pm.sec, *NONET, *ptrace, "--name", name, pm.image, "sleep", "100000")
+    assert out.returncode == 0, out.stderr
+    out = pm("exec", name, "sh", "-c", "echo from-exec; grep CapEff /proc/self/status")
+    assert out.returncode == 0 and out.stdout.startswith("from-exec\n"), out.stderr
+    assert int(out.stdout.split()[-1], 16) & (1 << 19)  # CAP_SYS_PTRACE is bit 19
+    out = pm(
+        "run", "--rm", *pm.sec, *NONET, *ptrace, "--pid", f"container:{name}", pm.image,
+        "sh", "-c", "readlink /proc/1/exe; cat /proc/1/comm",
+    )  # fmt: skip
+    assert (out.returncode, out.stdout) == (0, "/bin/busybox\nsleep\n"), out.stderr
+    assert pm("rm", "-f", "-t", "0", name).returncode == 0
+
+
 def test_tty(pm, podman, runtime_path):
     argv = podman.argv(
         runtime_path, "run", "--rm", "-t", *pm.sec, *NONET, pm.image, "sh", "-c", "tty; echo tty-ok"

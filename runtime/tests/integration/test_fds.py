@@ -32,6 +32,19 @@ def wait_exec(pid: int, comm: str, timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
+SEALED = pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed-init"])
+
+
+def maybe_sealed(b, sealed: bool):
+    """CAP_SYS_PTRACE: the init re-executes a sealed interpreter first (bock._init.exeseal);
+    the fds must come out of that exactly as they do without it."""
+    if sealed:
+        for kind in ("bounding", "effective", "permitted"):
+            b.config["process"]["capabilities"][kind].append("CAP_SYS_PTRACE")
+        b.save()
+    return b
+
+
 @pytest.fixture
 def leaked_fds(tmp_path):
     """Inheritable fds 3..9 in this process, as a careless caller (containerd) leaves them:
@@ -54,9 +67,10 @@ def leaked_fds(tmp_path):
             os.close(fd)
 
 
-def test_no_fd_above_2_leaks_into_the_container(runtime, bundle, leaked_fds):
+@SEALED
+def test_no_fd_above_2_leaks_into_the_container(runtime, bundle, leaked_fds, sealed):
     assert min(leaked_fds) >= 3
-    b = bundle("sleep", "60")
+    b = maybe_sealed(bundle("sleep", "60"), sealed)
     cid = runtime.new_id()
     with open(b.out_path, "w") as out:
         runtime("create", "--bundle", b.path, cid, stdout=out, stderr=out, pass_fds=leaked_fds).ok()
@@ -73,19 +87,22 @@ def test_no_fd_leaks_through_run(runtime, bundle, leaked_fds):
     assert sorted(int(x) for x in res.out.split()) == [0, 1, 2, 3]
 
 
-def test_waiting_init_holds_no_leaked_fd(runtime, bundle, leaked_fds, tmp_path):
-    b = bundle("sleep", "60")
+@SEALED
+def test_waiting_init_holds_no_leaked_fd(runtime, bundle, leaked_fds, tmp_path, sealed):
+    b = maybe_sealed(bundle("sleep", "60"), sealed)
     cid = runtime.new_id()
     with open(b.out_path, "w") as out:
         runtime("create", "--bundle", b.path, cid, stdout=out, stderr=out, pass_fds=leaked_fds).ok()
     pid = runtime.state(cid)["pid"]
     targets = container_fds(pid).values()
     assert not any(str(tmp_path / "leak") in t or str(tmp_path / "host-dir") in t for t in targets), targets
+    assert not any("bock-init" in t or "python" in t for t in targets), targets  # nothing of the re-exec
 
 
+@SEALED
 @pytest.mark.parametrize("n", [1, 3])
-def test_preserve_fds_passes_exactly_n(runtime, bundle, leaked_fds, tmp_path, n):
-    b = bundle("sleep", "60")
+def test_preserve_fds_passes_exactly_n(runtime, bundle, leaked_fds, tmp_path, n, sealed):
+    b = maybe_sealed(bundle("sleep", "60"), sealed)
     cid = runtime.new_id()
     with open(b.out_path, "w") as out:
         runtime(

@@ -183,7 +183,10 @@ def test_no_new_privileges(runtime, bundle, nnp, expected):
 # -- terminal -----------------------------------------------------------------------------
 
 
-def test_terminal_over_console_socket(runtime, bundle, tmp_path):
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed-init"])
+def test_terminal_over_console_socket(runtime, bundle, tmp_path, sealed):
+    """``sealed``: CAP_SYS_PTRACE makes the init re-exec a sealed interpreter (bock._init.exeseal)
+    first; the console socket fd and the pty set-up must survive it."""
     b = bundle(
         "sh",
         "-c",
@@ -192,6 +195,9 @@ def test_terminal_over_console_socket(runtime, bundle, tmp_path):
     )
     b.config["process"]["terminal"] = True
     b.config["process"]["consoleSize"] = {"height": 33, "width": 111}
+    if sealed:
+        for kind in ("bounding", "effective", "permitted"):
+            b.config["process"]["capabilities"][kind].append("CAP_SYS_PTRACE")
     b.save()
     console = ConsoleSocket(str(tmp_path / "console.sock"))
     cid = runtime.new_id()
