@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bock-image vs skopeo (and skopeo+umoci), side by side in one run, median ratios.
 
-Usage: bench_image.py [--runs N] [--layout DIR:REF | --rootfs DIR | --synthetic] [--sync]
+Usage: bench_image.py [--runs N] [--layout DIR:REF | --rootfs DIR | --synthetic] [--only CASE]...
 
 Image: ``--layout`` an OCI layout (e.g. shared/lab/mk-debian-image.sh's /tmp/lab/img-deb/oci:latest,
 a ~90 MiB gzip single-layer Debian bookworm minbase), ``--rootfs`` a directory imported as one gzip
@@ -100,6 +100,9 @@ def main() -> int:
     ap.add_argument("--rootfs", help="directory to import as a one-layer gzip image")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a new one under /tmp)")
+    ap.add_argument(
+        "--only", action="append", default=[], help="run only this case (repeatable), e.g. pull+unpack"
+    )
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bock-image-bench-"))
@@ -240,6 +243,8 @@ def main() -> int:
         )
         worst_rss = 0
         for name, (peer, ours, setup) in cases.items():
+            if args.only and name not in args.only:
+                continue
             pt, bt, prss, brss, pcpu, bcpu = [], [], 0, 0, [], []
             for _ in range(args.runs):
                 t, r, c = trial(setup, peer)

@@ -14,7 +14,7 @@ import attrs
 from . import _media
 from ._compress import open_decompressed
 from ._digest import HashingReader, check_digest
-from ._fsutil import flocked, remove_tree
+from ._fsutil import flocked, mark_topdir, remove_tree
 from ._models import Descriptor, Platform
 from ._mount import mount, umount
 from ._unpack import extract_stream
@@ -37,6 +37,18 @@ class Rootfs:
 def _snapshot_dir(store: Store, digest: str) -> Path:
     alg, hexpart = check_digest(digest)
     return store._meta / "snapshots" / f"{alg}-{hexpart}"
+
+
+def new_tmp_dir(path: Path) -> Path:
+    """A temporary name beside a snapshot directory (renamed to it once complete)."""
+    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def make_tmp_dir(tmp: Path) -> None:
+    """Create a snapshot's temporary directory; the snapshots directory is flagged as a top of
+    hierarchies first, so each snapshot's inodes come from a block group of their own (mark_topdir)."""
+    mark_topdir(tmp.parent)
+    tmp.mkdir(mode=0o755)
 
 
 def apply_layer(
@@ -72,8 +84,8 @@ def snapshot(
         with flocked(f"{path}.lock"):
             if path.is_dir():
                 return path
-            tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
-            tmp.mkdir(mode=0o755)
+            tmp = new_tmp_dir(path)
+            make_tmp_dir(tmp)
             try:
                 apply_layer(store, layer, str(tmp), mode="overlay", lowers=lowers, diff_id=diff_id)
                 os.rename(tmp, path)

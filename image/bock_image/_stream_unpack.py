@@ -18,7 +18,7 @@ from ._compress import open_decompressed
 from ._digest import HashingReader
 from ._fsutil import flocked, remove_tree
 from ._models import Descriptor
-from ._snapshots import _snapshot_dir
+from ._snapshots import _snapshot_dir, make_tmp_dir, new_tmp_dir
 from ._unpack import extract_stream
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class StreamingSnapshot:
         self.diff_id = diff_id
         self.lower = lower  # top first; a StreamingSnapshot not yet done is waited for
         self.path = _snapshot_dir(store, layer.digest)
-        self.tmp = self.path.with_name(f".tmp-{self.path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+        self.tmp = new_tmp_dir(self.path)
         self.q: queue.Queue = queue.Queue(_QUEUE_CHUNKS)
         self.abandoned = False
         self.fed = 0
@@ -131,7 +131,7 @@ class StreamingSnapshot:
                     lowers.append(str(low.path))
                 else:
                     lowers.append(str(low))
-            self.tmp.mkdir(mode=0o755)
+            make_tmp_dir(self.tmp)
             plain = open_decompressed(reader, _media.layer_compression(self.layer.mediaType))  # type: ignore[arg-type]
             try:
                 hashed = HashingReader(plain, (self.diff_id or "sha256").partition(":")[0])
