@@ -39,16 +39,25 @@ def _snapshot_dir(store: Store, digest: str) -> Path:
     return store._meta / "snapshots" / f"{alg}-{hexpart}"
 
 
-def new_tmp_dir(path: Path) -> Path:
-    """A temporary name beside a snapshot directory (renamed to it once complete)."""
-    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
-
-
-def make_tmp_dir(tmp: Path) -> None:
-    """Create a snapshot's temporary directory; the snapshots directory is flagged as a top of
-    hierarchies first, so each snapshot's inodes come from a block group of their own (mark_topdir)."""
-    mark_topdir(tmp.parent)
+def make_tmp_dir(path: Path) -> Path:
+    """Create and return a temporary directory beside a snapshot ``path`` (renamed to it once complete).
+    The snapshots directory is flagged as a top of hierarchies first, so ext4 gives each snapshot a
+    block group of its own, chosen by a hash of its (random) name (mark_topdir)."""
+    mark_topdir(path.parent)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
     tmp.mkdir(mode=0o755)
+    return tmp
+
+
+def commit_tmp_dir(tmp: Path, path: Path) -> None:
+    """Rename a finished snapshot into place (under its lock). Should another process have put the
+    same snapshot there first (a lock file unlinked by a failed holder lets two in), theirs stays;
+    the caller removes ours."""
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not path.is_dir():
+            raise
 
 
 def apply_layer(
@@ -84,14 +93,12 @@ def snapshot(
         with flocked(f"{path}.lock"):
             if path.is_dir():
                 return path
-            tmp = new_tmp_dir(path)
-            make_tmp_dir(tmp)
+            tmp = make_tmp_dir(path)
             try:
                 apply_layer(store, layer, str(tmp), mode="overlay", lowers=lowers, diff_id=diff_id)
-                os.rename(tmp, path)
-            except BaseException:
-                remove_tree(tmp)
-                raise
+                commit_tmp_dir(tmp, path)
+            finally:
+                remove_tree(tmp)  # nothing left there after a successful rename
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}.lock")
