@@ -129,16 +129,8 @@ class TarStream:
         return out
 
     def _skip(self, n: int) -> None:
-        while n:
-            if self.pos == self.end:
-                self.pos = self.end = 0
-                got = self.src.readinto(self.view)
-                if not got:
-                    raise _corrupt("unexpected end of data")
-                self.end = got
-            k = min(n, self.end - self.pos)
-            self.pos += k
-            n -= k
+        for _ in self._chunks(n):
+            pass
 
     def _chunks(self, n: int) -> Iterator[memoryview]:
         while n:
