@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from ._store import Store
 
 _DONE = None
-_QUEUE_CHUNKS = 64  # x ~64 KiB socket reads: a few MiB in flight at most
+_BATCH = 1 << 20  # socket reads (~64 KiB) are passed on in batches: fewer queue operations and GIL handoffs
+_QUEUE_BATCHES = 8  # a few MiB in flight at most
 
 
 class _QueueReader(io.RawIOBase):
@@ -74,9 +75,11 @@ class StreamingSnapshot:
         self.lower = lower  # top first; a StreamingSnapshot not yet done is waited for
         self.path = _snapshot_dir(store, layer.digest)
         self.tmp: Path | None = None  # made by the extractor thread
-        self.q: queue.Queue = queue.Queue(_QUEUE_CHUNKS)
+        self.q: queue.Queue = queue.Queue(_QUEUE_BATCHES)
         self.abandoned = False
         self.fed = 0
+        self.pending: list[bytes] = []
+        self.pending_size = 0
         self.error: BaseException | None = None
         self.got_diff_id: str | None = None
         self.done = threading.Event()  # set when committed (ok) or given up (not ok)
@@ -87,17 +90,27 @@ class StreamingSnapshot:
     # called from the download thread
     def feed(self, chunk: bytes) -> None:
         if not self.abandoned:
-            self.q.put(chunk)
+            self.pending.append(chunk)
+            self.pending_size += len(chunk)
             self.fed += len(chunk)
+            if self.pending_size >= _BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.q.put(b"".join(self.pending) if len(self.pending) > 1 else self.pending[0])
+            self.pending, self.pending_size = [], 0
 
     def abandon(self) -> None:
         if not self.abandoned:
             self.abandoned = True
+            self.pending, self.pending_size = [], 0
             self.q.put(_DONE)
 
     def complete(self, verified: bool) -> None:
         """The blob download ended (verified or not): wait for the extractor, commit or clean up."""
         if not self.abandoned:
+            self._flush()
             self.q.put(_DONE)
         self.thread.join()
         try:
