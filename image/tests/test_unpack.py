@@ -350,3 +350,18 @@ def test_two_processes_unpack_the_same_layer_at_once(tmp_path):
         for b in bundles:
             if b.exists():
                 run_cli("unbundle", str(b), root=store.root, check=False)
+
+
+def test_snapshots_directory_spreads_snapshots_over_block_groups(tmp_path):
+    """.bock/snapshots carries the top-of-hierarchy flag (chattr +T) where the filesystem has it."""
+    store = Store(tmp_path / "store")
+    image(store, "one:latest", TarBuilder().file("a", b"a").bytes())
+    snaps = store.root / ".bock" / "snapshots"
+    probe = subprocess.run(["lsattr", "-d", str(snaps)], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no inode flags on this filesystem: {probe.stderr.strip()}")
+    assert "T" not in probe.stdout.split()[0]
+    store.snapshot(store.layers("one:latest")[0])
+    assert (
+        "T" in subprocess.run(["lsattr", "-d", str(snaps)], capture_output=True, text=True).stdout.split()[0]
+    )
