@@ -237,6 +237,8 @@ class TarStream:
                 raise UnsafeLayer(f"{m.name!r}: GNU sparse files are not supported in layers")
             if kind == "5":
                 m.name = m.name.rstrip("/")  # as tarfile
+            if min(m.uid, m.gid, m.mode, m.devmajor, m.devminor) < 0:
+                raise _corrupt(f"negative id, mode or device number in {m.name!r}")
             if "\0" in m.name or "\0" in m.linkname:
                 raise _corrupt(f"NUL byte in the name of {m.name!r}")
             if kind not in REGULAR and kind in _KNOWN:

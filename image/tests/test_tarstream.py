@@ -131,7 +131,9 @@ def test_stream_without_end_blocks_and_concatenated_reads():
     assert names == [o[0] for o in oracle(data)]
 
 
-@pytest.mark.parametrize("damage", ["truncated-data", "truncated-header", "checksum", "size-field"])
+@pytest.mark.parametrize(
+    "damage", ["truncated-data", "truncated-header", "checksum", "size-field", "negative-uid"]
+)
 def test_damaged_archives_are_refused(damage):
     data = bytearray(build(tarfile.GNU_FORMAT, pax=False))
     if damage == "truncated-data":
@@ -140,8 +142,14 @@ def test_damaged_archives_are_refused(damage):
         data = data[: 512 * 2 + 200]
     elif damage == "checksum":
         data[512 + 10] ^= 0x41  # in the second header's name
-    else:
+    elif damage == "size-field":
         data[512 + 124 : 512 + 136] = b"9999zz999999"
+    else:  # base-256 -1 as the uid, with a checksum that matches
+        header = data[512:1024]
+        header[108:116] = b"\xff" * 8
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header)
+        data[512:1024] = header
     stream = TarStream(io.BytesIO(bytes(data)))
     with pytest.raises(UnsafeLayer, match="corrupt layer tar"):
         for m in stream:
