@@ -418,8 +418,15 @@ def test_pull_unpack_builds_snapshots_from_the_stream(store, busybox_rootfs, reg
     stored blob disabled (the fallback), pull --unpack still succeeds (it once silently fell back)."""
     from bock_image import _snapshots
 
-    layer, diff = write_layer(store, busybox_rootfs, compression)
-    write_image(store, "s:latest", new_config([diff], config=BUSYBOX_CONFIG), [layer])
+    base, diff_b = write_layer(store, busybox_rootfs, compression)
+    top_tar = (
+        TarBuilder()
+        .file("etc/.wh.group")
+        .hardlink("bin/busybox-again", "bin/busybox")
+        .file("bin/.wh..wh..opq")
+    )
+    top, diff_t = write_layer(store, top_tar.bytes_io(), "gzip")
+    write_image(store, "s:latest", new_config([diff_b, diff_t], config=BUSYBOX_CONFIG), [base, top])
     with RegistryClient() as client:
         client.push(store, "s:latest", f"{registry.host}/lab/s:latest")
 
@@ -430,9 +437,11 @@ def test_pull_unpack_builds_snapshots_from_the_stream(store, busybox_rootfs, reg
     with pytest.MonkeyPatch.context() as mp, RegistryClient() as client:
         mp.setattr(_snapshots, "apply_layer", no_fallback)
         client.pull(streamed, f"{registry.host}/lab/s:latest", unpack=True)
-    snap = streamed.root / ".bock" / "snapshots" / f"sha256-{layer.digest[7:]}"
-    assert _snapshot_entries(streamed.root) == [snap.name]
-    assert _tree(snap) == _tree(store.snapshot(layer))
+    snaps = [streamed.root / ".bock" / "snapshots" / f"sha256-{d.digest[7:]}" for d in (base, top)]
+    assert _snapshot_entries(streamed.root) == sorted(s.name for s in snaps)
+    assert _tree(snaps[0]) == _tree(store.snapshot(base))
+    assert _tree(snaps[1]) == _tree(store.snapshot(top, parents=[base]))
+    assert (snaps[1] / "bin" / "busybox-again").is_file()  # copied up from the streamed lower layer
 
 
 @pytest.mark.root
