@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bock-image vs skopeo (and skopeo+umoci), side by side in one run, median ratios.
 
-Usage: bench_image.py [--runs N] [--layout DIR:REF | --rootfs DIR | --synthetic] [--sync]
+Usage: bench_image.py [--runs N] [--layout DIR:REF | --rootfs DIR | --synthetic] [--only CASE]... [--peer-topdir]
 
 Image: ``--layout`` an OCI layout (e.g. shared/lab/mk-debian-image.sh's /tmp/lab/img-deb/oci:latest,
 a ~90 MiB gzip single-layer Debian bookworm minbase), ``--rootfs`` a directory imported as one gzip
@@ -50,11 +50,16 @@ def run(cmd: list[str]) -> tuple[float, int, float]:
     return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
+BUNDLE = "@BUNDLE@"  # replaced by each trial's bundle directory
+_bundle: list[Path] = []  # the current one (a new random name per trial: see fresh_pull)
+
+
 def trial(setup, steps: list[list[str]]) -> tuple[float, int, float]:
     setup()
     subprocess.run(["sync"], check=True)
     total, peak, cpu_total = 0.0, 0, 0.0
     for cmd in steps:
+        cmd = [a.replace(BUNDLE, str(_bundle[-1])) if _bundle else a for a in cmd]
         t, rss, cpu = run(cmd)
         total += t
         peak = max(peak, rss)
@@ -100,10 +105,24 @@ def main() -> int:
     ap.add_argument("--rootfs", help="directory to import as a one-layer gzip image")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a new one under /tmp)")
+    ap.add_argument(
+        "--peer-topdir",
+        action="store_true",
+        help="flag the scratch directory (umoci's bundle parent) chattr +T as bock-image flags its"
+        " snapshot directory, so both get fresh ext4 block groups (see _fsutil.mark_topdir)",
+    )
+    ap.add_argument(
+        "--only", action="append", default=[], help="run only this case (repeatable), e.g. pull+unpack"
+    )
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bock-image-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.peer_topdir:
+        from bock_image._fsutil import mark_topdir
+
+        if not mark_topdir(work):
+            raise SystemExit(f"--peer-topdir: cannot set the top-directory flag on {work}")
     bock = bock_cmd()
     src = work / "src"
     if args.layout:
@@ -130,7 +149,7 @@ def main() -> int:
     size = sum(d["size"] for d in raw["layers"])
     print(
         f"# image: {what}; {len(raw['layers'])} layer(s), {size / 1048576:.1f} MiB compressed;"
-        f" runs={args.runs}"
+        f" runs={args.runs}{'; peer bundle parent chattr +T' if args.peer_topdir else ''}"
     )
 
     reg = Registry(work / "registry")
@@ -148,7 +167,7 @@ def main() -> int:
             check=True,
         )
         remote = f"{reg.host}/bench/img:latest"
-        sk_dir, bk_dir, bundle_dir = work / "sk", work / "bk", work / "bundle"
+        sk_dir, bk_dir, bundle_dir = work / "sk", work / "bk", BUNDLE
         push_store = work / "push-store"
         rmtree(push_store)
         subprocess.run(
@@ -158,9 +177,11 @@ def main() -> int:
         )
 
         def fresh_pull() -> None:
-            if bundle_dir.exists():
-                subprocess.run([*bock, "unbundle", str(bundle_dir)], check=True)
-            rmtree(sk_dir, bk_dir, bundle_dir)
+            if _bundle and _bundle[-1].exists():
+                subprocess.run([*bock, "unbundle", str(_bundle[-1])], check=True)
+            rmtree(sk_dir, bk_dir, *_bundle)
+            # a new name each time: ext4 places a directory by a hash of its name (Orlov)
+            _bundle[:] = [work / f"bundle-{os.urandom(4).hex()}"]
 
         def fresh_push() -> None:
             rmtree(work / "registry-push" / "data" / "docker")
@@ -174,20 +195,20 @@ def main() -> int:
             f"oci:{sk_dir}:latest",
         ]
         bock_pull = [*bock, "-q", "--root", str(bk_dir), "pull", remote]
-        umoci_unpack = ["umoci", "unpack", "--image", f"{sk_dir}:latest", str(bundle_dir)]
+        umoci_unpack = ["umoci", "unpack", "--image", f"{sk_dir}:latest", bundle_dir]
         cases = {
             "pull": ([skopeo_pull], [bock_pull], fresh_pull),
             "pull+unpack": (
                 [skopeo_pull, umoci_unpack],
                 [
                     [*bock_pull, "--unpack"],
-                    [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)],
+                    [*bock, "-q", "--root", str(bk_dir), "bundle", remote, bundle_dir],
                 ],
                 fresh_pull,
             ),
             "pull, then bundle (overlay)": (
                 [skopeo_pull, umoci_unpack],
-                [bock_pull, [*bock, "-q", "--root", str(bk_dir), "bundle", remote, str(bundle_dir)]],
+                [bock_pull, [*bock, "-q", "--root", str(bk_dir), "bundle", remote, bundle_dir]],
                 fresh_pull,
             ),
             "pull, then bundle (copy)": (
@@ -203,7 +224,7 @@ def main() -> int:
                         "--rootfs-mode",
                         "copy",
                         remote,
-                        str(bundle_dir),
+                        bundle_dir,
                     ],
                 ],
                 fresh_pull,
@@ -240,6 +261,8 @@ def main() -> int:
         )
         worst_rss = 0
         for name, (peer, ours, setup) in cases.items():
+            if args.only and name not in args.only:
+                continue
             pt, bt, prss, brss, pcpu, bcpu = [], [], 0, 0, [], []
             for _ in range(args.runs):
                 t, r, c = trial(setup, peer)
@@ -271,8 +294,8 @@ def main() -> int:
         reg.stop()
         push_reg.stop()
         if not args.workdir:
-            if (work / "bundle").exists():
-                subprocess.run([*bock, "unbundle", str(work / "bundle")], check=False)
+            if _bundle and _bundle[-1].exists():
+                subprocess.run([*bock, "unbundle", str(_bundle[-1])], check=False)
             shutil.rmtree(work, ignore_errors=True)
     return 0
 

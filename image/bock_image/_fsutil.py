@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,35 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
         _sync_file_range = fn or False
     if _sync_file_range:
         _sync_file_range(fd, offset, nbytes, 2)  # SYNC_FILE_RANGE_WRITE
+
+
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
+
+
+def mark_topdir(path: str | os.PathLike) -> bool:
+    """Flag a directory as the top of separate directory hierarchies (``chattr +T``), so that ext2/3/4's
+    Orlov allocator spreads the trees made under it over block groups. Unpacking a layer creates
+    thousands of inodes; without this they go to the parent's block group, where (on ext4 without a
+    journal) each allocation first skips every inode freed there in the last minute(s): after a tree
+    was deleted nearby, creating a file costs ~0.2-0.6 ms instead of ~12 us. Best effort: False
+    where the filesystem has no such flag."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        buf = bytearray(4)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf)
+        flags = int.from_bytes(buf, sys.byteorder)
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, (flags | _FS_TOPDIR_FL).to_bytes(4, sys.byteorder))
+        return True
+    except OSError:  # ENOTTY/EOPNOTSUPP/EINVAL: not ext*; EPERM: not ours to change
+        return False
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

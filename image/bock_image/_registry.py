@@ -597,6 +597,7 @@ class RegistryClient:
                 if s.registry == ref.registry and s.repository != ref.repository:
                     candidates.append(s.repository)
         desc = local.with_annotations(None)
+        self._base(ref.api_host)  # probe the scheme once, before the parallel uploads would each do it
         self._push_tree(store, ref, desc, candidates)
         tag = ref.tag if ref.tag else desc.digest
         data = store.read_blob(desc.digest, desc.size)

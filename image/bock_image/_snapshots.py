@@ -14,7 +14,7 @@ import attrs
 from . import _media
 from ._compress import open_decompressed
 from ._digest import HashingReader, check_digest
-from ._fsutil import flocked, remove_tree
+from ._fsutil import flocked, mark_topdir, remove_tree
 from ._models import Descriptor, Platform
 from ._mount import mount, umount
 from ._unpack import extract_stream
@@ -37,6 +37,27 @@ class Rootfs:
 def _snapshot_dir(store: Store, digest: str) -> Path:
     alg, hexpart = check_digest(digest)
     return store._meta / "snapshots" / f"{alg}-{hexpart}"
+
+
+def make_tmp_dir(path: Path) -> Path:
+    """Create and return a temporary directory beside a snapshot ``path`` (renamed to it once complete).
+    The snapshots directory is flagged as a top of hierarchies first, so ext4 gives each snapshot a
+    block group of its own, chosen by a hash of its (random) name (mark_topdir)."""
+    mark_topdir(path.parent)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+    tmp.mkdir(mode=0o755)
+    return tmp
+
+
+def commit_tmp_dir(tmp: Path, path: Path) -> None:
+    """Rename a finished snapshot into place (under its lock). Should another process have put the
+    same snapshot there first (a lock file unlinked by a failed holder lets two in), theirs stays;
+    the caller removes ours."""
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not path.is_dir():
+            raise
 
 
 def apply_layer(
@@ -72,14 +93,12 @@ def snapshot(
         with flocked(f"{path}.lock"):
             if path.is_dir():
                 return path
-            tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
-            tmp.mkdir(mode=0o755)
+            tmp = make_tmp_dir(path)
             try:
                 apply_layer(store, layer, str(tmp), mode="overlay", lowers=lowers, diff_id=diff_id)
-                os.rename(tmp, path)
-            except BaseException:
-                remove_tree(tmp)
-                raise
+                commit_tmp_dir(tmp, path)
+            finally:
+                remove_tree(tmp)  # nothing left there after a successful rename
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}.lock")

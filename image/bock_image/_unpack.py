@@ -22,17 +22,16 @@ import errno
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from ._tarstream import Member, TarStream
 from .errors import UnsafeLayer
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _MAX_HOPS = 40
-_BUF = 1 << 20
 
 
 def _split(name: str, what: str = "entry") -> list[str]:
@@ -175,7 +174,7 @@ class Extractor:
             self._clear(path, keep_dir=False)
             return make(path)
 
-    def extract(self, tar: tarfile.TarFile) -> None:
+    def extract(self, tar: TarStream) -> None:
         for member in tar:
             self.entry(tar, member)
         self.finish()
@@ -185,7 +184,7 @@ class Extractor:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
 
-    def entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, tar: TarStream, m: Member) -> None:
         parts = _split(m.name)
         if not parts:
             return  # the root itself
@@ -204,10 +203,7 @@ class Extractor:
         if m.isreg():
             fd = self._create(path, lambda p: _open_new(p, initial))
             try:
-                src = tar.extractfile(m)
-                if src is not None:
-                    with open(fd, "wb", closefd=False) as out:
-                        shutil.copyfileobj(src, out, _BUF)
+                tar.copy_to(fd)
                 self._metadata(fd, m, parent, initial)
             finally:
                 os.close(fd)
@@ -243,7 +239,7 @@ class Extractor:
             flag = self._setgid[parent] = bool(os.lstat(parent).st_mode & stat.S_ISGID)
         return flag
 
-    def _metadata(self, path: str | int, m: tarfile.TarInfo, parent: str, initial: int) -> None:
+    def _metadata(self, path: str | int, m: Member, parent: str, initial: int) -> None:
         """Owner, xattrs, mode, mtime; ``path`` may be an open fd (regular files: no path lookups).
         ``initial`` is the mode the entry was created with (-1: not created by us). A fresh entry
         made by root is already 0:0, so chown (and the chmod it would force) is skipped when the
@@ -270,7 +266,7 @@ class Extractor:
         else:
             os.utime(path, ns=(mtime, mtime), follow_symlinks=is_fd)
 
-    def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
+    def _hardlink(self, m: Member, path: str) -> None:
         tparts = _split(m.linkname, "hardlink target")
         if not tparts:
             raise UnsafeLayer(f"{m.name!r}: hardlink to the root directory")
@@ -340,16 +336,6 @@ def _current_umask() -> int:
     return mask
 
 
-def open_tar_stream(stream: BinaryIO) -> tarfile.TarFile:
-    return tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16)
-
-
 def extract_stream(stream: BinaryIO, root: str, *, mode: str = "apply", lowers: Sequence[str] = ()) -> None:
     """Extract one uncompressed layer tar stream into root (see module doc)."""
-    tar = open_tar_stream(stream)
-    try:
-        Extractor(root, mode=mode, lowers=lowers).extract(tar)
-    except tarfile.TarError as exc:
-        raise UnsafeLayer(f"corrupt layer tar: {exc}") from None
-    finally:
-        tar.close()
+    Extractor(root, mode=mode, lowers=lowers).extract(TarStream(stream))

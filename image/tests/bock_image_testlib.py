@@ -300,7 +300,8 @@ class FaultProxy:
     ``fail[n]``: answer 500 to the next n requests whose path contains a substring,
     ``throttle``: (substring, bytes_per_second) slows matching responses,
     ``cut``: (substring, after_bytes) closes the connection mid-body once,
-    ``corrupt``: substring whose response body gets one byte flipped."""
+    ``corrupt``: substring whose response body gets one byte flipped,
+    ``replace``: (substring, body) serves another body (e.g. a valid layer with the wrong digest)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -308,6 +309,7 @@ class FaultProxy:
         self.throttle: tuple[str, int] | None = None
         self.cut: tuple[str, int] | None = None
         self.corrupt: str | None = None
+        self.replace: tuple[str, bytes] | None = None
         self.paginate_tags = False  # distribution 2.8 ignores ?n= on tags/list: emulate 3.0's Link pages
         self.log: list[tuple[str, str, str | None, int]] = []  # method, path, range, status
         proxy = self
@@ -338,15 +340,23 @@ class FaultProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 proxy.log.append((self.command, self.path, self.headers.get("Range"), resp.status))
+                replace = proxy.replace if proxy.replace and proxy.replace[0] in self.path else None
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() in ("connection", "transfer-encoding"):
                         continue
+                    if replace and k.lower() == "content-length":
+                        v = str(len(replace[1]))
                     if k.lower() == "location":
                         v = v.replace(proxy.upstream, f"127.0.0.1:{proxy.port}")
                     self.send_header(k, v)
                 self.end_headers()
                 if self.command == "HEAD":
+                    conn.close()
+                    return
+                if replace:
+                    resp.read()
+                    self.wfile.write(replace[1])
                     conn.close()
                     return
                 sent = 0

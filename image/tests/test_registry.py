@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from bock_image import (
     AuthError,
@@ -24,6 +26,7 @@ from bock_image import (
     write_layer,
 )
 from bock_image._auth import Credentials
+from bock_image._digest import digest_of
 from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, run_cli, spawn_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -409,6 +412,39 @@ def test_pull_unpack_streams_layers_even_across_a_cut(store, busybox_rootfs, reg
 
 
 @pytest.mark.root
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_pull_unpack_builds_snapshots_from_the_stream(store, busybox_rootfs, registry, tmp_path, compression):
+    """The snapshots of a fresh pull come from the download stream itself: with unpacking from the
+    stored blob disabled (the fallback), pull --unpack still succeeds (it once silently fell back)."""
+    from bock_image import _snapshots
+
+    base, diff_b = write_layer(store, busybox_rootfs, compression)
+    top_tar = (
+        TarBuilder()
+        .file("etc/.wh.group")
+        .hardlink("bin/busybox-again", "bin/busybox")
+        .file("bin/.wh..wh..opq")
+    )
+    top, diff_t = write_layer(store, top_tar.bytes_io(), "gzip")
+    write_image(store, "s:latest", new_config([diff_b, diff_t], config=BUSYBOX_CONFIG), [base, top])
+    with RegistryClient() as client:
+        client.push(store, "s:latest", f"{registry.host}/lab/s:latest")
+
+    def no_fallback(*args, **kw):
+        raise AssertionError("unpacked from the stored blob, not from the stream")
+
+    streamed = Store(tmp_path / "streamed")
+    with pytest.MonkeyPatch.context() as mp, RegistryClient() as client:
+        mp.setattr(_snapshots, "apply_layer", no_fallback)
+        client.pull(streamed, f"{registry.host}/lab/s:latest", unpack=True)
+    snaps = [streamed.root / ".bock" / "snapshots" / f"sha256-{d.digest[7:]}" for d in (base, top)]
+    assert _snapshot_entries(streamed.root) == sorted(s.name for s in snaps)
+    assert _tree(snaps[0]) == _tree(store.snapshot(base))
+    assert _tree(snaps[1]) == _tree(store.snapshot(top, parents=[base]))
+    assert (snaps[1] / "bin" / "busybox-again").is_file()  # copied up from the streamed lower layer
+
+
+@pytest.mark.root
 def test_pull_unpack_refuses_hostile_layer(store, registry, tmp_path):
     host = tmp_path / "host"
     host.mkdir()
@@ -423,6 +459,72 @@ def test_pull_unpack_refuses_hostile_layer(store, registry, tmp_path):
     assert res.returncode == 1 and "symlink evil" in res.stderr
     assert list(host.iterdir()) == []
     assert list((root / ".bock" / "snapshots").iterdir()) == []
+
+
+def _snapshot_entries(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / ".bock" / "snapshots").iterdir())
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("with_diff_ids", [True, False], ids=["diff-ids", "no-diff-ids"])
+def test_pull_unpack_digest_mismatch_leaves_no_snapshot(store, registry, proxy, tmp_path, with_diff_ids):
+    """A blob that unpacks cleanly but is not the one the manifest names is never committed as the
+    snapshot, even when the config has no diff_ids to catch it (the blob digest alone must)."""
+    # two valid layers of exactly the same size (stored deflate), so the impostor is read to the end
+    good_tar = TarBuilder().file("good", b"g" * 5000).bytes()
+    bad_tar = TarBuilder().file("good", b"e" * 5000).bytes()
+    good, impostor = (gzip.compress(t, compresslevel=0, mtime=0) for t in (good_tar, bad_tar))
+    assert len(good) == len(impostor) and good != impostor
+    layer = attrs.evolve(store.put_blob(good), mediaType="application/vnd.oci.image.layer.v1.tar+gzip")
+    config = new_config([digest_of(good_tar)] if with_diff_ids else [], config=BUSYBOX_CONFIG)
+    write_image(store, "m:latest", config, [layer])
+    with RegistryClient() as client:
+        client.push(store, "m:latest", f"{registry.host}/lab/m:latest")
+    proxy.replace = (f"/blobs/{layer.digest}", impostor)
+    root = tmp_path / "p"
+    with RegistryClient(retries=0) as client, pytest.raises(DigestMismatch):
+        client.pull(Store(root), f"{proxy.host}/lab/m:latest", unpack=True)
+    assert [p for m, p, _, _ in proxy.log if m == "GET" and layer.digest in p]
+    assert _snapshot_entries(root) == []
+    assert not Store(root).has_blob(layer.digest)
+    res = run_cli("pull", "--unpack", f"{proxy.host}/lab/m:latest", root=root, check=False)
+    assert res.returncode == 1 and "digest mismatch" in res.stderr.lower()
+    assert _snapshot_entries(root) == []
+    # straight from the registry it works, into the same store
+    run_cli("pull", "--unpack", f"{registry.host}/lab/m:latest", root=root)
+    snap = f"sha256-{layer.digest[7:]}"
+    assert _snapshot_entries(root) == [snap]
+    assert (root / ".bock" / "snapshots" / snap / "good").read_bytes() == b"g" * 5000
+
+
+@pytest.mark.root
+def test_concurrent_pull_unpack_same_image_one_snapshot(store, registry, tmp_path):
+    """Two processes pulling and unpacking the same image into one store both succeed and share
+    one complete snapshot; no temporary directory or lock file is left behind."""
+    tb = TarBuilder()
+    for d in range(20):
+        tb.dir(f"d{d}")
+        for i in range(100):
+            tb.file(f"d{d}/f{i}", os.urandom(256))
+    layer, diff = write_layer(store, tb.bytes_io(), "gzip")
+    write_image(store, "many:latest", new_config([diff], config=BUSYBOX_CONFIG), [layer])
+    with RegistryClient() as client:
+        client.push(store, "many:latest", f"{registry.host}/lab/many:latest")
+    root = tmp_path / "shared"
+    ref = f"{registry.host}/lab/many:latest"
+    procs = [spawn_cli(root, "-q", "pull", "--unpack", ref, stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], errors
+    snap = f"sha256-{layer.digest[7:]}"
+    assert _snapshot_entries(root) == [snap]
+    expected = store.snapshot(layer)  # unpacked from the blob in the other store
+    assert _tree(root / ".bock" / "snapshots" / snap) == _tree(expected)
 
 
 def test_progress_bar_on_a_terminal_plain_lines_otherwise(busybox_store, registry, tmp_path):

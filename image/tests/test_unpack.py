@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from bock_image import Store, UnsafeLayer, new_config, release_rootfs, write_image, write_layer
-from bock_image_testlib import TarBuilder
+from bock_image_testlib import TarBuilder, run_cli, spawn_cli
 
 pytestmark = pytest.mark.root
 MODES = ("overlay", "copy")
@@ -317,3 +317,51 @@ def test_gc_keeps_snapshots_of_mounted_rootfs(tmp_path):
         release_rootfs(rootfs.path)
     store.gc()
     assert not snap.exists()
+
+
+def test_two_processes_unpack_the_same_layer_at_once(tmp_path):
+    """Two bundles of one image made at the same time by two processes: both succeed, the layer is
+    unpacked into one complete snapshot, and no temporary directory or lock is left."""
+    store = Store(tmp_path / "store")
+    tb = TarBuilder()
+    for d in range(30):
+        tb.dir(f"d{d}")
+        for i in range(100):
+            tb.file(f"d{d}/f{i}", f"{d}/{i}".encode() * 50)
+    image(store, "many:latest", tb.bytes())
+    bundles = [tmp_path / "b1", tmp_path / "b2"]
+    procs = [
+        spawn_cli(store.root, "-q", "bundle", "many:latest", str(b), stderr=subprocess.PIPE) for b in bundles
+    ]
+    try:
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+        snaps = sorted(os.listdir(store.root / ".bock" / "snapshots"))
+        assert snaps == [f"sha256-{store.layers('many:latest')[0].digest[7:]}"]
+        for b in bundles:
+            files = sorted(str(p.relative_to(b / "rootfs")) for p in (b / "rootfs").rglob("f*"))
+            assert len(files) == 3000
+            assert (b / "rootfs" / "d29" / "f99").read_bytes() == b"29/99" * 50
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for b in bundles:
+            if b.exists():
+                run_cli("unbundle", str(b), root=store.root, check=False)
+
+
+def test_snapshots_directory_spreads_snapshots_over_block_groups(tmp_path):
+    """.bock/snapshots carries the top-of-hierarchy flag (chattr +T) where the filesystem has it."""
+    store = Store(tmp_path / "store")
+    image(store, "one:latest", TarBuilder().file("a", b"a").bytes())
+    snaps = store.root / ".bock" / "snapshots"
+    probe = subprocess.run(["lsattr", "-d", str(snaps)], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no inode flags on this filesystem: {probe.stderr.strip()}")
+    assert "T" not in probe.stdout.split()[0]
+    store.snapshot(store.layers("one:latest")[0])
+    assert (
+        "T" in subprocess.run(["lsattr", "-d", str(snaps)], capture_output=True, text=True).stdout.split()[0]
+    )
