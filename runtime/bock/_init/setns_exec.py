@@ -15,13 +15,14 @@ import _signal
 import os
 
 from bock._init import sync
+from bock._init.context import ContextRecord, failure_text
 from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
 from bock._libc import libc, syscall
 
 PR_SET_DUMPABLE = 4
 
 
-class ExecContext:
+class ExecContext(ContextRecord):
     """Everything the children need, prepared before fork."""
 
     __slots__ = (
@@ -38,20 +39,10 @@ class ExecContext:
         "user_fd",
     )
 
-    def __init__(self, **kw: object) -> None:
-        for name in self.__slots__:
-            setattr(self, name, kw.pop(name, None))
-        if kw:
-            raise TypeError(f"unknown fields {sorted(kw)}")
-
 
 def _fail(ctx: ExecContext, err: BaseException) -> None:
-    if isinstance(err, OSError) and err.strerror:
-        msg = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
-    else:
-        msg = str(err) or type(err).__name__
     try:
-        sync.send(ctx.sync, "error", msg)
+        sync.send(ctx.sync, "error", failure_text(err))
     except OSError:
         pass
     os._exit(1)

@@ -15,6 +15,7 @@ import os
 from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
+from bock._init.context import ContextRecord, failure_text
 from bock._init.mountopts import PROPAGATION
 from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
 from bock._libc import libc
@@ -24,7 +25,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
 
-class InitContext:
+class InitContext(ContextRecord):
     """Everything the children need, built by the parent before fork (children inherit it)."""
 
     __slots__ = (
@@ -48,12 +49,6 @@ class InitContext:
         "sync",
         "sys",
     )
-
-    def __init__(self, **kw: object) -> None:
-        for name in self.__slots__:
-            setattr(self, name, kw.pop(name, None))
-        if kw:
-            raise TypeError(f"unknown fields {sorted(kw)}")
 
 
 class HookState:
@@ -81,11 +76,8 @@ class HookState:
 
 
 def _fail(ctx: InitContext, err: BaseException) -> None:
-    msg = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.strerror}: {err.filename}"
-    if isinstance(err, OSError) and not err.filename and err.strerror and str(err).startswith("["):
-        msg = err.strerror
     try:
-        sync.send(ctx.sync, "error", msg or type(err).__name__)
+        sync.send(ctx.sync, "error", failure_text(err))
     except OSError:
         pass
     os._exit(1)
