@@ -238,7 +238,7 @@ def _create(
     )
     security.prepare_mounts(opts.bundle)  # idmapped mounts: made in the host namespaces
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    from bock._cgroups.warm import warmer
+    from bock._warm import warmer
 
     warmer.wait()  # never fork with a live thread
     try:
