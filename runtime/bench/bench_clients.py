@@ -149,14 +149,52 @@ def direct_container(base: str, name: str, binary: str) -> tuple[list[str], str]
     return rt, cid
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-n", type=int, default=15, help="iterations per measurement (default 15)")
+def parse_args(doc: str, default_n: int) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument(
+        "-n", type=int, default=default_n, help=f"iterations per measurement (default {default_n})"
+    )
     ap.add_argument("--bock", default=os.path.join(os.path.dirname(sys.executable), "bock"))
     ap.add_argument("--runc", default="/usr/sbin/runc")
     a = ap.parse_args()
     if not os.access(a.bock, os.X_OK):
         a.bock = shutil.which("bock") or sys.exit("bock not found: pass --bock PATH")
+    return a
+
+
+def start_clients(base: str, ns: str, pm_argv: list[str], pm_env: dict) -> tuple[subprocess.Popen, list[str]]:
+    """The busybox image in a private containerd (namespace ``ns``) and in podman; (containerd, ctr argv)."""
+    oci, docker = build_image(base)
+    cd = start_containerd(f"{base}/cd")
+    ctr = ["ctr", "-a", f"{base}/cd/c.sock", "-n", ns]
+    sh(*ctr, "images", "import", docker)
+    sh(*pm_argv, "load", "-i", oci, env=pm_env)
+    return cd, ctr
+
+
+def stop_clients(base: str, ns: str, cd: subprocess.Popen | None, pm_argv: list[str], pm_env: dict) -> None:
+    """Tear everything down: podman's containers, containerd and its shims, mounts, cgroups, files."""
+    sh(*pm_argv, "rm", "-a", "-f", "-t", "0", env=pm_env, check=False)
+    if cd is not None:
+        cd.terminate()
+        cd.wait(10)
+    for pid in _pids_mentioning(base):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.2)
+    _unmount_under(base)
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        try:
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{ns}")
+        except OSError:
+            pass
+    subprocess.run(["rm", "-rf", "--one-file-system", base], check=False)
+
+
+def main() -> int:
+    a = parse_args(__doc__, 15)
     runtimes = {"runc": a.runc, "bock": a.bock}
     base = tempfile.mkdtemp(prefix="bc-", dir="/tmp")
     ns = "bc" + uuid.uuid4().hex[:8]  # containerd namespace = the containers' parent cgroup
@@ -165,11 +203,7 @@ def main() -> int:
     direct: dict[str, tuple[list[str], str]] = {}
     pm_argv, pm_env = podman_setup(f"{base}/pm")
     try:
-        oci, docker = build_image(base)
-        cd = start_containerd(f"{base}/cd")
-        ctr = ["ctr", "-a", f"{base}/cd/c.sock", "-n", ns]
-        sh(*ctr, "images", "import", docker)
-        sh(*pm_argv, "load", "-i", oci, env=pm_env)
+        cd, ctr = start_clients(base, ns, pm_argv, pm_env)
         for name, binary in runtimes.items():
             direct[name] = direct_container(base, name, binary)
 
@@ -224,23 +258,7 @@ def main() -> int:
     finally:
         for rt, cid in direct.values():
             sh(*rt, "delete", "-f", cid, check=False)
-        sh(*pm_argv, "rm", "-a", "-f", "-t", "0", env=pm_env, check=False)
-        if cd is not None:
-            cd.terminate()
-            cd.wait(10)
-        for pid in _pids_mentioning(base):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-        _unmount_under(base)
-        for hierarchy in os.listdir("/sys/fs/cgroup"):
-            try:
-                os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{ns}")
-            except OSError:
-                pass
-        subprocess.run(["rm", "-rf", "--one-file-system", base], check=False)
+        stop_clients(base, ns, cd, pm_argv, pm_env)
     print(f"{'operation':24} {'runc ms':>9} {'bock ms':>9} {'bock/runc':>10}   (median of {a.n})")
     for label, per in results.items():
         r, b = statistics.median(per["runc"]), statistics.median(per["bock"])

@@ -34,7 +34,8 @@ class JSONError(ValueError):
 
 def loads(text: str | bytes) -> object:
     if isinstance(text, bytes | bytearray):
-        text = text.decode("utf-8-sig")
+        # as decode("utf-8-sig"), without importing that codec's module
+        text = (text[3:] if text[:3] == b"\xef\xbb\xbf" else text).decode("utf-8")
     start = len(text) - len(text.lstrip(_WS))
     try:
         obj, end = _scan(text, start)

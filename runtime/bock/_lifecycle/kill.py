@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from bock._libc import syscall
-from bock._lifecycle.wait import pidfd_open
+from bock._lifecycle.wait import pidfd_open, pidfd_send_signal
 from bock._state import Container, proc_start_time
 from bock.errors import ContainerNotRunning, UsageError
 
@@ -45,7 +44,7 @@ def signal_pid(pid: int, start_time: int, sig: int) -> None:
     try:
         if proc_start_time(pid) != start_time:
             raise ContainerNotRunning()
-        syscall("pidfd_send_signal", pidfd, sig, None, 0)
+        pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         raise ContainerNotRunning() from None
     finally:
