@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
 
@@ -493,20 +492,34 @@ class RegistryClient:
             store.snapshot(layer, parents=layers[:i], diff_id=diff_ids[i])
 
     def _parallel(self, tasks: list[Callable[[], Any]]) -> list[Any]:
+        """Run every task on up to ``jobs`` threads; the results in order, or the first task's error.
+        (Plain threads: concurrent.futures brings logging, ~5 ms of a push's start-up.)"""
         if len(tasks) <= 1:
             return [t() for t in tasks]
-        with ThreadPoolExecutor(max_workers=min(self.jobs, len(tasks))) as pool:
-            futures = [pool.submit(t) for t in tasks]
-            errors = []
-            results = []
-            for f in futures:
+        results: list[Any] = [None] * len(tasks)
+        errors: dict[int, BaseException] = {}
+        todo = iter(range(len(tasks)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
                 try:
-                    results.append(f.result())
+                    results[i] = tasks[i]()
                 except BaseException as exc:
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
-            return results
+                    errors[i] = exc
+
+        threads = [threading.Thread(target=work) for _ in range(min(self.jobs, len(tasks)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[min(errors)]
+        return results
 
     def _download(self, store: Store, ref: Reference, desc: Descriptor, stream: Any = None) -> None:
         if store.has_blob(desc.digest, desc.size):
