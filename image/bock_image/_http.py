@@ -5,7 +5,8 @@ local registry, so the registry client sends plain ``http://`` requests through 
 https (certifi, TLS options) and for anything behind a proxy (``plain_http_allowed``). The surface is
 the part of httpx's that ``_registry`` uses: ``send(build_request(...), stream=...)``, ``get``, ``post``
 and a response with ``status_code``, ``headers`` (case-insensitive), ``content``, ``text``, ``json()``,
-``iter_raw()``, ``read()`` and ``close()``. Redirects are followed as httpx's ``follow_redirects=True``
+``iter_raw()``, ``read()`` and ``close()``. A body is bytes, an iterable of bytes, or an iterable that
+also has ``send_to(socket)`` (used when its length is given, e.g. to sendfile(2) a blob). Redirects are followed as httpx's ``follow_redirects=True``
 does (303, and 301/302 after a POST, become GET; Authorization is dropped when the origin changes).
 """
 
@@ -243,6 +244,8 @@ def _write_request(conn: _Conn, method: str, target: str, headers: dict[str, str
     if isinstance(body, (bytes, bytearray)):
         if body:
             conn.send(body)
+    elif hasattr(body, "send_to") and not chunked:
+        body.send_to(conn.sock)  # e.g. sendfile(2) of a blob
     elif body is not None:
         _send_iter(conn, body, chunked)
 

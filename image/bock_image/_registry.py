@@ -715,7 +715,7 @@ class RegistryClient:
             self._request(
                 "PUT", ref, location, scopes=scopes, params={"digest": desc.digest},
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                content_factory=lambda: _file_chunks(path, 0, desc.size, report),
+                content_factory=lambda: _FileRange(path, 0, desc.size, report),
                 ok=(201,),
             )  # fmt: skip
         self.progress("uploaded", digest=desc.digest, size=desc.size)
@@ -735,7 +735,7 @@ class RegistryClient:
                     "Content-Range": f"{offset}-{end - 1}",
                     "Content-Length": str(end - offset),
                 },
-                content_factory=lambda o=offset, e=end: _file_chunks(path, o, e, None),
+                content_factory=lambda o=offset, e=end: _FileRange(path, o, e, None),
                 ok=(202,),
             )  # fmt: skip
             location = resp.headers.get("location", location)
@@ -778,20 +778,37 @@ class RegistryClient:
             raise RegistryError(f"{registry}: /v2/ answered {resp.status_code}", resp.status_code)
 
 
-def _file_chunks(path, start: int, end: int, report: Callable[[int], None] | None) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start
-        done = start
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                raise ImageError(f"{path} shrank while uploading")
-            left -= len(chunk)
-            done += len(chunk)
-            yield chunk
-            if report:
-                report(done)
+class _FileRange:
+    """Bytes ``start``..``end`` of a blob file as a request body: iterable in CHUNK pieces (httpx), or
+    sent by the plain-HTTP client with sendfile(2) through ``send_to``, which spares a 90 MiB push
+    ~60 ms of CPU. ``report(done)`` follows the progress either way."""
+
+    def __init__(self, path, start: int, end: int, report: Callable[[int], None] | None) -> None:
+        self.path, self.start, self.end, self.report = path, start, end, report
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            done = self.start
+            while done < self.end:
+                chunk = f.read(min(CHUNK, self.end - done))
+                if not chunk:
+                    raise ImageError(f"{self.path} shrank while uploading")
+                done += len(chunk)
+                yield chunk
+                if self.report:
+                    self.report(done)
+
+    def send_to(self, sock) -> None:
+        with open(self.path, "rb") as f:
+            done = self.start
+            while done < self.end:
+                sent = sock.sendfile(f, done, min(CHUNK, self.end - done))
+                if not sent:
+                    raise ImageError(f"{self.path} shrank while uploading")
+                done += sent
+                if self.report:
+                    self.report(done)
 
 
 def _diff_ids(config: dict[str, Any], layers: list[Descriptor]) -> list[str | None]:

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
 from bock_image import Descriptor, RegistryClient, _http
 from bock_image._models import converter, descriptor
 
@@ -126,6 +125,27 @@ def test_streamed_body_without_length_goes_chunked(servers):
         assert "transfer-encoding" not in seen[-1]["headers"] and seen[-1]["body"] == b"xyz"
         send(client, "POST", f"http://{host}/up")
         assert seen[-1]["headers"]["content-length"] == "0"
+    finally:
+        client.close()
+
+
+def test_file_range_body_goes_by_sendfile_or_chunks(servers, tmp_path):
+    from bock_image._registry import _FileRange
+
+    host, seen, _, _ = servers
+    blob = tmp_path / "blob"
+    blob.write_bytes(bytes(range(256)) * 9000)  # 2.2 MiB: three sendfile pieces
+    done: list[int] = []
+    client = _http.Client()
+    try:
+        body = _FileRange(blob, 1000, 2_300_000, done.append)
+        send(client, "PUT", f"http://{host}/up", headers={"Content-Length": str(2_299_000)}, content=body)
+        assert seen[-1]["body"] == blob.read_bytes()[1000:2_300_000]
+        assert done[-1] == 2_300_000 and len(done) == 3
+        # without a length the same body goes chunked, piece by piece
+        send(client, "PATCH", f"http://{host}/up", content=_FileRange(blob, 0, 10, None))
+        assert seen[-1]["headers"]["transfer-encoding"] == "chunked"
+        assert seen[-1]["body"] == blob.read_bytes()[:10]
     finally:
         client.close()
 
