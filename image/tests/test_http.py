@@ -55,6 +55,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
             "/see-other": (303, {"Location": "/target"}),
             "/elsewhere": (302, {"Location": f"http://{self.other}/target"}),
             "/close": (200, {"Connection": "close"}),
+            "/to-https": (302, {"Location": f"https://{self.other}/target"}),
         }
         status, headers = routes.get("/" + self.path.split("?")[0].rsplit("/", 1)[-1], (200, {}))
         payload = json.dumps({"method": self.command, "len": len(body)}).encode()
@@ -178,6 +179,25 @@ def test_redirects_relative_303_and_cross_origin(servers):
             )
     finally:
         client.close()
+
+
+def test_redirect_to_https_is_handed_to_the_other_client(servers):
+    httpx = pytest.importorskip("httpx")
+    host, _, other, seen_other = servers
+    asked: list[str] = []
+
+    def elsewhere(url: str):
+        asked.append(url)
+        return httpx.Client(verify=False)
+
+    client = _http.Client(elsewhere=elsewhere)
+    try:
+        with pytest.raises(httpx.TransportError):  # the other server speaks plain HTTP only
+            send(client, "GET", f"http://{host}/to-https")
+    finally:
+        client.close()
+    assert asked == [f"https://{other}/target"]
+    assert not seen_other  # no TLS handshake, no request recorded
 
 
 def test_refused_connection_is_a_transport_error():
