@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,8 +67,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
-        if headers.get("Connection") == "close":
-            self.close_connection = True
+        if headers.get("Connection") == "close" or self.path.endswith("/hang-up"):
+            self.close_connection = True  # /hang-up: without saying so, as an idle timeout would
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _handle
 
@@ -107,6 +108,19 @@ def test_keep_alive_reuses_one_connection_and_survives_a_close(servers):
         assert len({r["client"] for r in seen}) == 1
         assert send(client, "GET", f"http://{host}/close").status_code == 200  # server hangs up after it
         assert send(client, "HEAD", f"http://{host}/y").status_code == 200
+        assert seen[-1]["client"] != seen[0]["client"]
+    finally:
+        client.close()
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_replaced(servers):
+    host, seen, _, _ = servers
+    client = _http.Client()
+    try:
+        assert send(client, "GET", f"http://{host}/hang-up").status_code == 200
+        time.sleep(0.2)  # the server has closed its end by now
+        resp = send(client, "PUT", f"http://{host}/again", content=b"body")
+        assert resp.json() == {"method": "PUT", "len": 4}
         assert seen[-1]["client"] != seen[0]["client"]
     finally:
         client.close()
