@@ -6,8 +6,9 @@ https (certifi, TLS options) and for anything behind a proxy (``plain_http_allow
 the part of httpx's that ``_registry`` uses: ``send(build_request(...), stream=...)``, ``get``, ``post``
 and a response with ``status_code``, ``headers`` (case-insensitive), ``content``, ``text``, ``json()``,
 ``iter_raw()``, ``read()`` and ``close()``. A body is bytes, an iterable of bytes, or an iterable that
-also has ``send_to(socket)`` (used when its length is given, e.g. to sendfile(2) a blob). Redirects are followed as httpx's ``follow_redirects=True``
-does (303, and 301/302 after a POST, become GET; Authorization is dropped when the origin changes).
+also has ``send_to(socket)`` (used when its length is given, e.g. to sendfile(2) a blob). Redirects are
+followed as httpx's ``follow_redirects=True`` does (303, and 301/302 after a POST, become GET;
+Authorization is dropped when the origin changes).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ USER_AGENT = "bock-image"
 _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
 
 
-class TransportError(Exception):
-    """The connection failed, broke or spoke something other than HTTP/1.1."""
+class TransportError(OSError):
+    """The connection failed, broke or spoke something other than HTTP/1.1 (an OSError, so that the CLI
+    reports one that escapes the registry client's retries as an error, not a traceback)."""
 
 
 def plain_http_allowed() -> bool:
