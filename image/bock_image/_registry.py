@@ -13,17 +13,14 @@ import hashlib
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
 
-import httpx
-
-from . import _media
-from ._auth import Credentials, find_credentials, parse_challenge
+from . import _http, _media
 from ._digest import check_digest, new_hasher
 from ._fsutil import flocked, start_writeback
 from ._models import Descriptor, Platform, descriptor
@@ -31,6 +28,11 @@ from ._reference import Reference, parse_reference
 from ._store import Store, select_platform
 from ._summary import summarize
 from .errors import AuthError, DigestMismatch, ImageError, NotFound, RegistryError, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._auth import Credentials
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 CHUNK = 1 << 20
@@ -73,6 +75,13 @@ class _Retryable(Exception):
     pass
 
 
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What a failed connection raises: the plain-HTTP client's error, and httpx's once httpx is in use
+    (it is imported only for https and proxies, see _http)."""
+    httpx = sys.modules.get("httpx")
+    return (_http.TransportError, httpx.TransportError) if httpx else (_http.TransportError,)
+
+
 class RegistryClient:
     """Talks to one or more registries. Thread-safe; blobs move in parallel (``jobs``)."""
 
@@ -99,6 +108,7 @@ class RegistryClient:
         self.progress = progress or (lambda *a, **k: None)
         self._timeout = timeout
         self._clients: dict[bool, httpx.Client] = {}
+        self._plain: _http.Client | None = None
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
@@ -108,6 +118,9 @@ class RegistryClient:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
 
     def _client(self, verify: bool) -> httpx.Client:
         """One pooled client per verification mode, made on first use: loading the CA bundle costs
@@ -116,6 +129,8 @@ class RegistryClient:
             client = self._clients.get(verify)
             if client is None:
                 import socket
+
+                import httpx
 
                 limits = httpx.Limits(max_connections=self.jobs + 4, max_keepalive_connections=self.jobs + 4)
                 # TCP_NODELAY: a request's headers and a small body go out as separate writes; with
@@ -134,15 +149,23 @@ class RegistryClient:
             return client
 
     @property
-    def _http(self) -> httpx.Client:
+    def _https(self) -> httpx.Client:
         """The client for a URL: plain http needs no certificates; https verifies unless told not to."""
         return self._client(self.tls_verify)
 
-    def _for(self, url: str) -> httpx.Client:
-        """Plain http and localhost (docker treats it as an insecure registry) skip verification."""
-        if url.startswith("http://") or _is_local(url.split("://", 1)[-1].split("/", 1)[0]):
+    def _for(self, url: str) -> httpx.Client | _http.Client:
+        """Plain http goes through the lean stdlib client (unless a proxy is set: httpx honours it);
+        localhost (docker treats it as an insecure registry) skips verification."""
+        if url.startswith("http://"):
+            if _http.plain_http_allowed():
+                with self._lock:
+                    if self._plain is None:
+                        self._plain = _http.Client(timeout=self._timeout, elsewhere=self._for)
+                    return self._plain
             return self._client(False)
-        return self._http
+        if _is_local(url.split("://", 1)[-1].split("/", 1)[0]):
+            return self._client(False)
+        return self._https
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -159,16 +182,16 @@ class RegistryClient:
             # localhost: plain HTTP first (no TLS set-up); a TLS-only server makes it fail or answer 400
             scheme = "http"
             try:
-                resp = self._client(False).get(f"http://{host}/v2/", timeout=5.0)
+                resp = self._for(f"http://{host}/v2/").get(f"http://{host}/v2/", timeout=5.0)
                 if resp.status_code == 400:
                     scheme = "https"
-            except httpx.TransportError:
+            except _transport_errors():
                 scheme = "https"
         else:
             scheme = "https"
             try:
-                self._http.get(f"https://{host}/v2/", timeout=5.0)
-            except httpx.TransportError as exc:
+                self._https.get(f"https://{host}/v2/", timeout=5.0)
+            except _transport_errors() as exc:
                 if self.tls_verify:
                     raise RegistryError(f"cannot reach https://{host}/v2/: {exc}") from None
                 scheme = "http"
@@ -182,6 +205,8 @@ class RegistryClient:
         repo = None if isinstance(ref_or_host, str) else ref_or_host.repository
         if host in self.credentials:
             return self.credentials[host]
+        from ._auth import find_credentials
+
         return find_credentials(host, repo, self.authfile)
 
     def _auth_header(self, host: str, scopes: tuple[str, ...]) -> str | None:
@@ -194,6 +219,8 @@ class RegistryClient:
         return None
 
     def _authenticate(self, host: str, scopes: tuple[str, ...], header: str, ref: Reference | None) -> None:
+        from ._auth import parse_challenge
+
         scheme, params = parse_challenge(header)
         creds = self._creds(ref or host)
         if scheme == "basic":
@@ -251,7 +278,7 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         allow: tuple[int, ...] = (),
-    ) -> httpx.Response:
+    ) -> httpx.Response | _http.Response:
         host = ref.api_host
         scopes = scopes or (f"repository:{ref.repository}:pull",)
         base = self._base(host)
@@ -276,7 +303,7 @@ class RegistryClient:
                 client = self._for(url)
                 req = client.build_request(method, url, headers=hdrs, content=body)
                 resp = client.send(req, stream=stream)
-            except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
+            except _transport_errors() as exc:
                 attempt += 1
                 if attempt > self.retries:
                     raise RegistryError(f"{method} {url}: {exc}") from None
@@ -465,20 +492,34 @@ class RegistryClient:
             store.snapshot(layer, parents=layers[:i], diff_id=diff_ids[i])
 
     def _parallel(self, tasks: list[Callable[[], Any]]) -> list[Any]:
+        """Run every task on up to ``jobs`` threads; the results in order, or the first task's error.
+        (Plain threads: concurrent.futures brings logging, ~5 ms of a push's start-up.)"""
         if len(tasks) <= 1:
             return [t() for t in tasks]
-        with ThreadPoolExecutor(max_workers=min(self.jobs, len(tasks))) as pool:
-            futures = [pool.submit(t) for t in tasks]
-            errors = []
-            results = []
-            for f in futures:
+        results: list[Any] = [None] * len(tasks)
+        errors: dict[int, BaseException] = {}
+        todo = iter(range(len(tasks)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
                 try:
-                    results.append(f.result())
+                    results[i] = tasks[i]()
                 except BaseException as exc:
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
-            return results
+                    errors[i] = exc
+
+        threads = [threading.Thread(target=work) for _ in range(min(self.jobs, len(tasks)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[min(errors)]
+        return results
 
     def _download(self, store: Store, ref: Reference, desc: Descriptor, stream: Any = None) -> None:
         if store.has_blob(desc.digest, desc.size):
@@ -567,7 +608,7 @@ class RegistryClient:
                                 start_writeback(fd, flushed, have - flushed)
                                 flushed = have
                             self.progress("bytes", digest=desc.digest, size=desc.size, done=have)
-                    except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
+                    except _transport_errors() as exc:
                         raise _Retryable(str(exc)) from None
                     os.fsync(fd)
             finally:
@@ -674,7 +715,7 @@ class RegistryClient:
             self._request(
                 "PUT", ref, location, scopes=scopes, params={"digest": desc.digest},
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                content_factory=lambda: _file_chunks(path, 0, desc.size, report),
+                content_factory=lambda: _FileRange(path, 0, desc.size, report),
                 ok=(201,),
             )  # fmt: skip
         self.progress("uploaded", digest=desc.digest, size=desc.size)
@@ -694,7 +735,7 @@ class RegistryClient:
                     "Content-Range": f"{offset}-{end - 1}",
                     "Content-Length": str(end - offset),
                 },
-                content_factory=lambda o=offset, e=end: _file_chunks(path, o, e, None),
+                content_factory=lambda o=offset, e=end: _FileRange(path, o, e, None),
                 ok=(202,),
             )  # fmt: skip
             location = resp.headers.get("location", location)
@@ -720,6 +761,8 @@ class RegistryClient:
         base = self._base(ref.api_host)
         resp = self._for(base).get(f"{base}/v2/")
         if resp.status_code == 401 and "www-authenticate" in resp.headers:
+            from ._auth import parse_challenge
+
             scheme, _ = parse_challenge(resp.headers["www-authenticate"])
             if scheme == "basic":
                 resp = self._for(base).get(f"{base}/v2/", headers={"Authorization": creds.basic()})
@@ -735,20 +778,37 @@ class RegistryClient:
             raise RegistryError(f"{registry}: /v2/ answered {resp.status_code}", resp.status_code)
 
 
-def _file_chunks(path, start: int, end: int, report: Callable[[int], None] | None) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start
-        done = start
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                raise ImageError(f"{path} shrank while uploading")
-            left -= len(chunk)
-            done += len(chunk)
-            yield chunk
-            if report:
-                report(done)
+class _FileRange:
+    """Bytes ``start``..``end`` of a blob file as a request body: iterable in CHUNK pieces (httpx), or
+    sent by the plain-HTTP client with sendfile(2) through ``send_to``, which spares a 90 MiB push
+    ~60 ms of CPU. ``report(done)`` follows the progress either way."""
+
+    def __init__(self, path, start: int, end: int, report: Callable[[int], None] | None) -> None:
+        self.path, self.start, self.end, self.report = path, start, end, report
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            done = self.start
+            while done < self.end:
+                chunk = f.read(min(CHUNK, self.end - done))
+                if not chunk:
+                    raise ImageError(f"{self.path} shrank while uploading")
+                done += len(chunk)
+                yield chunk
+                if self.report:
+                    self.report(done)
+
+    def send_to(self, sock) -> None:
+        with open(self.path, "rb") as f:
+            done = self.start
+            while done < self.end:
+                sent = sock.sendfile(f, done, min(CHUNK, self.end - done))
+                if not sent:
+                    raise ImageError(f"{self.path} shrank while uploading")
+                done += sent
+                if self.report:
+                    self.report(done)
 
 
 def _diff_ids(config: dict[str, Any], layers: list[Descriptor]) -> list[str | None]:
@@ -765,7 +825,7 @@ def _next_link(header: str) -> str | None:
     return None
 
 
-def _error(method: str, url: str, resp: httpx.Response) -> RegistryError:
+def _error(method: str, url: str, resp: httpx.Response | _http.Response) -> RegistryError:
     code = None
     message = resp.text[:300].strip()
     with contextlib.suppress(ValueError, AttributeError, IndexError, KeyError, TypeError):

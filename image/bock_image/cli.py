@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from typing import Any
@@ -115,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` as JSON with --format json (``data`` may be a function making it), else ``text``."""
     if args.format == "json":
-        print(json.dumps(data, indent=2))
+        print(json.dumps(data() if callable(data) else data, indent=2))
     elif text:
         print(text)
 
@@ -168,7 +168,12 @@ def run(args: argparse.Namespace) -> int:
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
-            password = args.password if args.password is not None else getpass.getpass("Password: ")
+            if args.password is not None:
+                password = args.password
+            else:
+                import getpass
+
+                password = getpass.getpass("Password: ")
         creds = _auth.Credentials(user, password)
         with _client(args) as client:
             client.check_login(registry, creds)
@@ -204,11 +209,11 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "pull":
         with _client(args) as client:
             desc = client.pull(store, args.ref, platform=platform, name=args.name, unpack=args.unpack)
-        _emit(args, to_dict(desc), desc.digest if args.quiet else "")
+        _emit(args, lambda: to_dict(desc), desc.digest if args.quiet else "")
     elif cmd == "push":
         with _client(args, chunk_size=args.chunk_size) as client:
             desc = client.push(store, args.ref, args.dest, mount_from=args.mount_from)
-        _emit(args, to_dict(desc), desc.digest if args.quiet else "")
+        _emit(args, lambda: to_dict(desc), desc.digest if args.quiet else "")
     elif cmd in ("list", "ls"):
         rows = [{"name": n, **to_dict(d)} for n, d in store.images()]
         text = "\n".join(f"{r['name'] or '<none>'}\t{r['digest']}\t{r['size']}" for r in rows)
