@@ -660,6 +660,28 @@ def _cache_write(cache_dir: str, key: str, flt: SeccompFilter) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        return
+    _cache_trim(cache_dir)
+
+
+CACHE_ENTRIES = 64  # distinct profiles kept (~11 KiB each for podman's); the oldest go first
+
+
+def _cache_trim(cache_dir: str, keep: int = CACHE_ENTRIES) -> None:
+    """Keep the cache bounded: only after a miss wrote a new entry, so a hit costs nothing."""
+    try:
+        with os.scandir(cache_dir) as it:
+            entries = [(e.stat().st_mtime_ns, e.name) for e in it if not e.name.startswith(".")]
+    except OSError:
+        return
+    if len(entries) <= keep:
+        return
+    entries.sort()
+    for _, name in entries[: len(entries) - keep]:
+        try:
+            os.unlink(f"{cache_dir}/{name}")
+        except OSError:
+            pass
 
 
 def pidfd_getfd(pid: int, fd: int) -> int:

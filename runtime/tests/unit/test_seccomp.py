@@ -636,3 +636,16 @@ def test_cache_refuses_a_group_writable_entry(tmp_path):
     entry.chmod(0o620)
     again = SeccompFilter.compile(spec, cache_dir=str(tmp_path))
     assert run_bpf(again.program, 83) == ERRNO | 1  # group-writable: recompiled, not loaded
+
+
+def test_the_compiled_program_cache_keeps_only_the_newest_entries(tmp_path):
+    from bock._security import seccomp
+
+    for i in range(seccomp.CACHE_ENTRIES + 6):
+        path = tmp_path / f"{i:064x}"
+        path.write_bytes(b"x")
+        os.utime(path, ns=(i * 10**9, i * 10**9))
+    (tmp_path / ".partial.123").write_bytes(b"x")  # a writer's temporary file is not an entry
+    seccomp._cache_trim(str(tmp_path))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".partial.123"] + [f"{i:064x}" for i in range(6, seccomp.CACHE_ENTRIES + 6)]
