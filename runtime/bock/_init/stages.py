@@ -116,6 +116,9 @@ def stage1(ctx: InitContext) -> None:
             stage2(ctx)
         os.close(hold_r)
         sync.send(ctx.sync, "pid", str(pid))
+        # EOF now, not when this process is torn down (exiting a forked interpreter's
+        # copy of the address space takes about half a millisecond the init need not wait)
+        os.close(hold_w)
         os._exit(0)
     except BaseException as err:
         _fail(ctx, err)
