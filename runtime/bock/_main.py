@@ -251,12 +251,15 @@ def main(argv: list[str]) -> int:
             return 0
         if g["criu"]:
             log.debug("--criu is accepted for compatibility and ignored")
+        from bock._warm import warmer
+
         if cmd in ("create", "run"):
             # Before the create code is even imported: the cgroup attach's grace period
             # overlaps all of it (bock._warm; _cgroups itself costs 1.5 ms to import).
-            from bock._warm import warmer
-
+            # bin/bock has usually started it already, before importing this module.
             warmer.start()
+        else:
+            warmer.wait()  # bin/bock's guess was wrong: no other command runs with the thread
         return handler(Context(g), args)
     except BockError as err:
         msg = str(err)

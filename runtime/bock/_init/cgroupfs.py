@@ -12,7 +12,6 @@ import os
 
 from bock import _syscalls as s
 from bock._init.rootfs import _mount_at
-from bock._pathsafe import mkdir_all_in_root
 
 _CONTROLLERS = frozenset(
     [
@@ -72,7 +71,13 @@ def mount_cgroups(sys: s.LinuxSyscalls, rootfs: str, dest: str, opts, cgroupns: 
         if point == "/sys/fs/cgroup":
             continue
         name = os.path.basename(point)
-        sub = mkdir_all_in_root(rootfs, os.path.join(dest[len(rootfs) :], name))
+        # dest is resolved and holds the tmpfs just mounted, that nothing else can reach yet:
+        # a plain mkdir is safe there (no symlink to resolve, as mkdir_all_in_root would)
+        sub = f"{dest}/{name}"
+        try:
+            os.mkdir(sub, 0o755)
+        except FileExistsError:  # one hierarchy mounted twice under the same name: made above
+            pass
         if fstype == "cgroup2":
             path = own.get("", "/")
             data = None

@@ -15,6 +15,7 @@ import os
 from bock import _syscalls as s
 from bock._init import rootfs as rfs
 from bock._init import sync
+from bock._init.cgroupfs import mount_cgroups  # here, not in the init: an import there costs it ~0.5 ms
 from bock._init.context import ContextRecord, failure_text
 from bock._init.mountopts import PROPAGATION
 from bock._init.process import close_fds_from, env_dict, home_of, look_path, refuse_runtime_exe
@@ -116,6 +117,9 @@ def stage1(ctx: InitContext) -> None:
             stage2(ctx)
         os.close(hold_r)
         sync.send(ctx.sync, "pid", str(pid))
+        # EOF now, not when this process is torn down (exiting a forked interpreter's
+        # copy of the address space takes about half a millisecond the init need not wait)
+        os.close(hold_w)
         os._exit(0)
     except BaseException as err:
         _fail(ctx, err)
@@ -148,8 +152,6 @@ def _keep_only_fds(ctx: InitContext) -> None:
 
 
 def _cgroup_mounter(ctx: InitContext):
-    from bock._init.cgroupfs import mount_cgroups
-
     cgroupns = bool(ctx.new_flags & s.CLONE_NEWCGROUP) or ctx.spec.linux.namespace("cgroup") is not None
 
     def mount(sys, rootfs, dest, opts):
