@@ -253,9 +253,9 @@ def main(argv: list[str]) -> int:
             log.debug("--criu is accepted for compatibility and ignored")
         from bock._warm import warmer
 
-        if cmd in ("create", "run"):
-            # Before the create code is even imported: the cgroup attach's grace period
-            # overlaps all of it (bock._warm; _cgroups itself costs 1.5 ms to import).
+        if cmd in ("create", "run", "exec"):
+            # Before the create (or exec) code is even imported: the cgroup attach's grace
+            # period overlaps all of it (bock._warm; _cgroups itself costs 1.5 ms to import).
             # bin/bock has usually started it already, before importing this module.
             warmer.start()
         else:

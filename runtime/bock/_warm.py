@@ -3,13 +3,14 @@
 Every write to a ``cgroup.procs`` file takes the global ``cgroup_threadgroup_rwsem``
 for writing; when nobody has done so lately, that waits for an RCU grace period (about
 13 ms on this VM: half of ``runc run``). A no-op move of ourselves into the cgroup we
-are already in, started in a thread as soon as ``create``/``run`` begins, pays that
+are already in, started in a thread as soon as ``create``/``run`` (or ``exec``, whose
+process joins the container's cgroups) begins, pays that
 wait while the config is parsed and checked; the container's real attach, a few
 milliseconds later, then finds the lock warm (13.5 ms -> 1.9 ms measured).
 
 Not in ``bock._cgroups``: importing that package costs about 1.5 ms, which would delay
 the start. ``bin/bock`` starts the warmer before it imports ``bock._main`` when its
-arguments hold "create" or "run" (about 2 ms earlier); ``bock._main`` starts it if that
+arguments hold "create", "run" or "exec" (about 2 ms earlier); ``bock._main`` starts it if that
 did not happen, and joins it when the command turns out to be another one.
 """
 

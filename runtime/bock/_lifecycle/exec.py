@@ -348,6 +348,9 @@ def exec_process(container: Container, process: Process, opts: ExecOptions) -> i
     )
     if not opts.detach:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # the grandchild becomes our child
+    from bock._warm import warmer
+
+    warmer.wait()  # never fork with a live thread (started by bock._main for exec)
     child = os.fork()
     if child == 0:
         parent_sock.close()
