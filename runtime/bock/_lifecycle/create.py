@@ -8,13 +8,10 @@ from bock import _syscalls as s
 from bock._init import sync
 from bock._init.stages import HookState, InitContext, stage1
 from bock._spec.config import Spec
-from bock._state import FIFO, Container, proc_start_time, rfc3339_now, validate_id
+from bock._state import FIFO, SECCOMP_CACHE, Container, proc_start_time, rfc3339_now, validate_id
 from bock.errors import BockError, ConfigError, ContainerExists, ExecError
 
 PR_SET_CHILD_SUBREAPER = 36
-# Compiled seccomp programs shared by the root's containers (podman's default profile: about
-# 15 ms of libseccomp per create otherwise). "@" cannot appear in a container id.
-SECCOMP_CACHE = "@seccomp-cache"
 
 
 class CreateOptions:

@@ -15,7 +15,7 @@ import os
 
 from bock._init import setns_exec, sync
 from bock._spec.config import Process, Spec
-from bock._state import Container
+from bock._state import SECCOMP_CACHE, Container
 from bock.errors import BadState, ConfigError, ExecError, UsageError
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -271,8 +271,8 @@ def _security_for(container: Container, process: Process):
     spec = Spec.from_json(container.config)
     object.__setattr__(spec, "process", process)
     object.__setattr__(spec, "hooks", Hooks())
-    # the compiled filter is kept with the container (removed by delete): one compile per container
-    return Security(spec, seccomp_cache=os.path.join(container.dir, "seccomp-cache"))
+    # the same compiled-program cache as create's: a hit for the container's own profile
+    return Security(spec, seccomp_cache=os.path.join(container.root, SECCOMP_CACHE))
 
 
 def _sealer(container: Container, status: str, linux, process: Process):

@@ -42,9 +42,9 @@ release, the machine and the libseccomp file's identity; a hit costs about 1 ms
 instead of 15-20 ms of libseccomp for podman's default profile. ``D`` must be writable
 by its owner only, and the owner must be us (checked on every read, for the directory
 and the file): its content is loaded into containers as their filter. ``D`` is made
-without parents. ``create`` uses ``<root>/@seccomp-cache`` (``@`` is not allowed in a
-container id, so no container can collide with it); ``exec`` the container's own
-directory.
+without parents. ``create`` and ``exec`` use ``<root>/@seccomp-cache`` (``@`` is not
+allowed in a container id, so no container can collide with it), which keeps its 64 newest
+entries.
 
 Differences: ``SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`` works whenever the kernel has it
 (runc needs libseccomp ≥ 2.6 for it; bock loads the program itself), and needs a notify
