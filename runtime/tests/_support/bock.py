@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 
+from _support.cgroups import find_named, remove_tree
 from _support.mounts import mounts_under, unmount_all_under
 
 _VALID_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
@@ -247,25 +246,11 @@ class Runtime:
         return problems
 
     def _remove_default_cgroups(self) -> list[str]:
-        """rmdir the default cgroup (`/<id>` in every hierarchy) of each recorded container that
-        is still there, once the killed processes have left it."""
+        """rmdir the default cgroup (named by the id, in every hierarchy) of each recorded
+        container that is still there, once the killed processes have left it."""
         found = []
         for cid in self.ids:
-            for path in glob.glob(f"/sys/fs/cgroup/*/{glob.escape(cid)}") + glob.glob(
-                f"/sys/fs/cgroup/{glob.escape(cid)}"
-            ):
-                if not os.path.isdir(path):
-                    continue
+            for path in find_named(cid):
                 found.append(path)
-                deadline = time.monotonic() + 5
-                while True:
-                    try:
-                        os.rmdir(path)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:  # EBUSY while a killed process is still leaving
-                        if time.monotonic() > deadline:
-                            break
-                        time.sleep(0.05)
+                remove_tree(path, wait=5)
         return found

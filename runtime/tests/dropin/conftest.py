@@ -281,20 +281,10 @@ class Containerd:
         """The parent cgroup ("/<ns>") the containers' cgroupsPath made, in every hierarchy
         (wherever it is: the memory one nests under our own cgroup here); after the shims,
         so that it is empty by then."""
-        from bock._init.cgroupfs import host_hierarchies
+        from _support.cgroups import find_named, remove_tree
 
-        for point, _fstype, _opts in host_hierarchies():
-            for top, dirs, _files in os.walk(point):
-                if top.count("/") - point.count("/") >= 3:
-                    dirs[:] = []
-                    continue
-                if self.ns in dirs:
-                    dirs.remove(self.ns)
-                    for sub, _d, _f in sorted(os.walk(os.path.join(top, self.ns)), reverse=True):
-                        try:
-                            os.rmdir(sub)
-                        except OSError:
-                            pass
+        for path in find_named(self.ns):
+            remove_tree(path)
 
     def _shim_socket(self, pid: int) -> str | None:
         """containerd 1.6's SocketAddress: /run/containerd/s/sha256(<address>/<ns>/<id>)."""

@@ -403,6 +403,7 @@ def test_the_runtime_fixture_cleans_up_and_reports(bock_bin, bundle, tmp_path):
     """The teardown itself: force-deletes recorded containers, kills a stray waiting init,
     unmounts and reports leftover mounts."""
     from _support.bock import Runtime
+    from _support.cgroups import find_named
     from _support.mounts import mount, mounts_under
 
     watched = tmp_path / "watched"
@@ -419,6 +420,7 @@ def test_the_runtime_fixture_cleans_up_and_reports(bock_bin, bundle, tmp_path):
     if _has_cgroups():
         assert any("cgroups left behind" in p for p in problems), problems
         assert not glob.glob(f"/sys/fs/cgroup/*/{cid}")
+        assert not find_named(cid)  # the memory hierarchy's nests under our own cgroup here
     assert not mounts_under([str(watched)])
     wait_for(lambda: not _alive(pid), what="the stray init to die")
 
