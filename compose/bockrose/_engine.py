@@ -125,8 +125,7 @@ def ensure_images(
         ref = image_ref(project, name, svc)
         # a build section without an explicit policy builds only when the image is missing;
         # `pull_policy: build` (or `up --build`) builds every time
-        policy = pull or svc.get("pull_policy") or "missing"
-        policy = {"if_not_present": "missing"}.get(policy, policy)
+        policy = _pull_policy(pull or svc.get("pull_policy") or "missing")
         try:
             store.resolve(ref)
             present = True
@@ -158,6 +157,11 @@ def ensure_images(
             )
 
 
+def _pull_policy(value: str | None) -> str | None:
+    """The compose spec's alias `if_not_present` is `missing`."""
+    return "missing" if value == "if_not_present" else value
+
+
 def pull_services(
     project: Project,
     opts: Options,
@@ -179,7 +183,7 @@ def pull_services(
         ref = image_ref(project, name, svc)
         if svc.get("build") and (not svc.get("image") or ignore_buildable):
             continue
-        wanted = {"if_not_present": "missing"}.get(svc.get("pull_policy") or "", svc.get("pull_policy"))
+        wanted = _pull_policy(svc.get("pull_policy"))
         if wanted in ("never", "build"):
             emit(f"Image {ref}  Skipped (pull_policy {wanted})")
             continue
