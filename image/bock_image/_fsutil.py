@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import stat
 import sys
 from collections.abc import Iterator
@@ -120,4 +119,6 @@ def remove_tree(path: str | os.PathLike) -> None:
             full = os.path.join(dirpath, d)
             if os.path.ismount(full) or os.lstat(full).st_dev != dev:
                 raise OSError(f"refusing to remove {path}: {full} is a mount point")
+    import shutil  # lazily: it imports bz2 and lzma (~3 ms), which a push does not need
+
     shutil.rmtree(path, onerror=_onerror)

@@ -93,55 +93,50 @@ def servers() -> Iterator[tuple[str, list[dict], str, list[dict]]]:
             srv.server_close()
 
 
+@pytest.fixture
+def client() -> Iterator[_http.Client]:
+    c = _http.Client()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
 def send(client: _http.Client, method: str, url: str, **kw) -> _http.Response:
     headers = kw.pop("headers", None)
     content = kw.pop("content", None)
     return client.send(client.build_request(method, url, headers=headers, content=content), **kw)
 
 
-def test_keep_alive_reuses_one_connection_and_survives_a_close(servers):
+def test_keep_alive_reuses_one_connection_and_survives_a_close(servers, client):
     host, seen, _, _ = servers
-    client = _http.Client()
-    try:
-        for _ in range(3):
-            assert send(client, "GET", f"http://{host}/x").json() == {"method": "GET", "len": 0}
-        assert len({r["client"] for r in seen}) == 1
-        assert send(client, "GET", f"http://{host}/close").status_code == 200  # server hangs up after it
-        assert send(client, "HEAD", f"http://{host}/y").status_code == 200
-        assert seen[-1]["client"] != seen[0]["client"]
-    finally:
-        client.close()
+    for _ in range(3):
+        assert send(client, "GET", f"http://{host}/x").json() == {"method": "GET", "len": 0}
+    assert len({r["client"] for r in seen}) == 1
+    assert send(client, "GET", f"http://{host}/close").status_code == 200  # server hangs up after it
+    assert send(client, "HEAD", f"http://{host}/y").status_code == 200
+    assert seen[-1]["client"] != seen[0]["client"]
 
 
-def test_a_kept_alive_connection_the_server_dropped_is_replaced(servers):
+def test_a_kept_alive_connection_the_server_dropped_is_replaced(servers, client):
     host, seen, _, _ = servers
-    client = _http.Client()
-    try:
-        assert send(client, "GET", f"http://{host}/hang-up").status_code == 200
-        time.sleep(0.2)  # the server has closed its end by now
-        resp = send(client, "PUT", f"http://{host}/again", content=b"body")
-        assert resp.json() == {"method": "PUT", "len": 4}
-        assert seen[-1]["client"] != seen[0]["client"]
-    finally:
-        client.close()
+    assert send(client, "GET", f"http://{host}/hang-up").status_code == 200
+    time.sleep(0.2)  # the server has closed its end by now
+    resp = send(client, "PUT", f"http://{host}/again", content=b"body")
+    assert resp.json() == {"method": "PUT", "len": 4}
+    assert seen[-1]["client"] != seen[0]["client"]
 
 
-def test_streamed_body_without_length_goes_chunked(servers):
+def test_streamed_body_without_length_goes_chunked(servers, client):
     host, seen, _, _ = servers
-    client = _http.Client()
-    try:
-        resp = send(client, "PATCH", f"http://{host}/up", content=iter([b"ab", b"", b"c" * 70000]))
-        assert resp.json() == {"method": "PATCH", "len": 70002}
-        assert seen[-1]["headers"]["transfer-encoding"] == "chunked"
-        assert seen[-1]["body"] == b"ab" + b"c" * 70000
-        resp = send(
-            client, "PUT", f"http://{host}/up", headers={"Content-Length": "3"}, content=iter([b"xyz"])
-        )
-        assert "transfer-encoding" not in seen[-1]["headers"] and seen[-1]["body"] == b"xyz"
-        send(client, "POST", f"http://{host}/up")
-        assert seen[-1]["headers"]["content-length"] == "0"
-    finally:
-        client.close()
+    resp = send(client, "PATCH", f"http://{host}/up", content=iter([b"ab", b"", b"c" * 70000]))
+    assert resp.json() == {"method": "PATCH", "len": 70002}
+    assert seen[-1]["headers"]["transfer-encoding"] == "chunked"
+    assert seen[-1]["body"] == b"ab" + b"c" * 70000
+    resp = send(client, "PUT", f"http://{host}/up", headers={"Content-Length": "3"}, content=iter([b"xyz"]))
+    assert "transfer-encoding" not in seen[-1]["headers"] and seen[-1]["body"] == b"xyz"
+    send(client, "POST", f"http://{host}/up")
+    assert seen[-1]["headers"]["content-length"] == "0"
 
 
 def test_file_range_body_goes_by_sendfile_or_chunks(servers, tmp_path):
@@ -214,6 +209,125 @@ def test_redirect_to_https_is_handed_to_the_other_client(servers):
     assert not seen_other  # no TLS handshake, no request recorded
 
 
+_RAW = {
+    # path: (response bytes, then the server closes the connection?)
+    "/chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n",
+        False,
+    ),
+    "/until-close": (b"HTTP/1.1 200 OK\r\n\r\nall of it", True),
+    "/continue": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        False,
+    ),
+    "/no-content": (b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", False),
+    "/repeated": (
+        b"HTTP/1.1 200 OK\r\nlink: <a>; rel=next\r\nLink: <b>\r\nX-Fold: one\r\n two\r\n"
+        b"Content-Length: 0\r\n\r\n",
+        False,
+    ),
+    "/http10": (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", True),
+    "/garbage": (b"SSH-2.0-OpenSSH_9.2\r\n", True),
+    "/short": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", True),
+    "/bad-length": (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nab", True),
+    "/bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", True),
+    "/headers-cut": (b"HTTP/1.1 200 OK\r\nContent-Le", True),
+}
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[str, list[int]]]:
+    """Canned byte-exact responses (see _RAW); records the client port of each request."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    ports: list[int] = []
+
+    def serve(conn: socket.socket, port: int) -> None:
+        with conn, conn.makefile("rb") as rfile:
+            while True:
+                line = rfile.readline()
+                if not line:
+                    return
+                method, path = line.split()[0], line.split()[1].decode()
+                length = 0
+                while (h := rfile.readline()) not in (b"\r\n", b""):
+                    if h.lower().startswith(b"content-length:"):
+                        length = int(h.split(b":")[1])
+                rfile.read(length)
+                ports.append(port)
+                data, close = _RAW.get(path, (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", False))
+                if method == b"HEAD":
+                    data = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+                conn.sendall(data)
+                if close:
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, addr = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn, addr[1]), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{srv.getsockname()[1]}", ports
+    finally:
+        srv.close()
+
+
+def test_response_framing_follows_rfc9112(raw_server, client):
+    host, ports = raw_server
+    resp = send(client, "GET", f"http://{host}/chunked", stream=True)
+    assert b"".join(resp.iter_raw(3)) == b"hello world" and resp.headers["x-a"] == "1"
+    assert send(client, "GET", f"http://{host}/after").content == b"hi"
+    assert ports[-1] == ports[-2]  # a chunked body read to its end leaves the connection reusable
+    assert send(client, "GET", f"http://{host}/until-close").content == b"all of it"
+    assert send(client, "GET", f"http://{host}/after").content == b"hi"
+    assert ports[-1] != ports[-2]  # a close-delimited body ends the connection
+    resp = send(client, "PUT", f"http://{host}/continue", content=b"x")
+    assert (resp.status_code, resp.content) == (201, b"ok")
+    resp = send(client, "DELETE", f"http://{host}/no-content")
+    assert (resp.status_code, resp.content) == (204, b"")  # 204 has no body, whatever it says
+    assert send(client, "GET", f"http://{host}/after").content == b"hi"
+    assert ports[-1] == ports[-2]
+    resp = send(client, "HEAD", f"http://{host}/after")  # says Content-Length: 2, sends nothing
+    assert (resp.status_code, resp.content) == (200, b"")
+    assert send(client, "GET", f"http://{host}/after").content == b"hi"
+    resp = send(client, "GET", f"http://{host}/repeated")
+    assert resp.headers.get("LINK") == "<a>; rel=next, <b>"  # joined, as httpx does
+    assert resp.headers["x-fold"] == "one two" and "Link" in resp.headers and "nope" not in resp.headers
+    assert send(client, "GET", f"http://{host}/http10").content == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/garbage", "not an HTTP/1.1 status line"),
+        ("/short", "closed 7 bytes early"),
+        ("/bad-length", "invalid Content-Length"),
+        ("/bad-chunk", "invalid chunk size"),
+        ("/headers-cut", "inside the response headers"),
+    ],
+)
+def test_malformed_responses_are_transport_errors(raw_server, path, message, client):
+    host, _ = raw_server
+    with pytest.raises(_http.TransportError, match=message):
+        send(client, "GET", f"http://{host}{path}")
+    assert send(client, "GET", f"http://{host}/after").content == b"hi"  # the client still works
+
+
+def test_header_injection_is_refused(servers, client):
+    host, seen, _, _ = servers
+    with pytest.raises(_http.TransportError, match="invalid header"):
+        send(client, "GET", f"http://{host}/x", headers={"X-A": "1\r\nX-Evil: 2"})
+    assert not seen
+
+
 def test_refused_connection_is_a_transport_error():
     from bock_image_testlib import free_port
 
@@ -272,7 +386,10 @@ def test_descriptor_bad_input_is_a_clear_error(data):
         descriptor(data)
 
 
-LAZY = ("httpx", "httpcore", "h11", "cattrs", "concurrent.futures", "logging", "bock_image._auth", "getpass")
+LAZY = (
+    "httpx", "httpcore", "h11", "cattrs", "concurrent.futures", "logging", "bock_image._auth", "getpass",
+    "http.client", "email", "ssl",
+)  # fmt: skip
 
 
 @pytest.mark.slow
