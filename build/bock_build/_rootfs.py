@@ -10,11 +10,10 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._store_adapter import mount, umount
+from ._store_adapter import mount_overlay, umount
 from .errors import BuildError
 
 MNT_DETACH = 2
-MS_RDONLY = 1
 MS_BIND = 4096
 MS_REC = 16384
 
@@ -87,14 +86,16 @@ def read_file(snaps: list[Path], rel: str, limit: int = 1 << 22) -> bytes | None
         return f.read(limit)
 
 
-def _overlay_opts(snaps: list[Path], upper: str | None, work: str | None) -> str:
-    lowers = ":".join(str(s) for s in reversed(snaps))
-    opts = f"lowerdir={lowers}"
-    if upper:
-        opts += f",upperdir={upper},workdir={work}"
-    if len(opts) > 4000:
-        raise BuildError(f"too many layers ({len(snaps)}) for one overlay mount")
-    return opts
+def _mount(snaps: list[Path], target: Path, upper: Path | None = None, work: Path | None = None) -> None:
+    """Overlay ``snaps`` (lowest first) at ``target``; read-only without an upper directory."""
+    lowers = [str(s) for s in reversed(snaps)]
+    try:
+        if upper is None:
+            mount_overlay(lowers, str(target), readonly=True)
+        else:
+            mount_overlay(lowers, str(target), str(upper), str(work))
+    except OSError as exc:
+        raise BuildError(f"overlay mount of {len(snaps)} layers at {target} failed: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -104,7 +105,7 @@ def rw_rootfs(snaps: list[Path], base: Path) -> Iterator[tuple[Path, Path]]:
     for d in (rootfs, upper, work):
         d.mkdir()
     lowers = snaps or [_empty(base)]
-    mount("overlay", str(rootfs), "overlay", 0, _overlay_opts(lowers, str(upper), str(work)))
+    _mount(lowers, rootfs, upper, work)
     try:
         yield rootfs, upper
     finally:
@@ -122,7 +123,7 @@ def ro_view(snaps: list[Path], base: Path) -> Iterator[Path]:
         return
     target = base / f"view-{os.urandom(4).hex()}"
     target.mkdir()
-    mount("overlay", str(target), "overlay", MS_RDONLY, _overlay_opts(snaps, None, None))
+    _mount(snaps, target)
     try:
         yield target
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 
 def snapshot_path(store, digest: str) -> Path:
@@ -60,10 +61,11 @@ def extract_tar(stream, dest: str) -> None:
         plain.close()
 
 
-def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
-    from bock_image._mount import mount as _mount
+def mount_overlay(*args: Any, **kw: Any) -> None:
+    """bock_image._mount.mount_overlay (imported on first use: it loads ctypes)."""
+    from bock_image._mount import mount_overlay as _mount_overlay
 
-    _mount(source, target, fstype, flags, data)
+    _mount_overlay(*args, **kw)
 
 
 def umount(target: str, flags: int = 0) -> None:

@@ -536,3 +536,14 @@ def test_run_bind_mount_from_a_stage(store, ctx, tmp_path):
     assert run_image(store, "bf:1", tmp_path, "cat", "/out").stdout == "from-tools-stage\n"
     top = manifest_of(store, "bf:1")["Layers"][-1]
     assert not any(n.startswith("mnt") for n in layer_members(store, top))
+
+
+def test_forty_run_layers(store, ctx, tmp_path):
+    """More layers than one mount(2) option page holds: each RUN mounts all the layers below it."""
+    if tuple(int(x) for x in _os.uname().release.split(".")[:2]) < (6, 8):
+        pytest.skip("more than ~30 overlay layers need lowerdir+ (Linux 6.8)")
+    steps = "".join(f"RUN echo {i} > /n{i:02d}\n" for i in range(40))
+    (ctx / "Dockerfile").write_text(f'FROM busybox\n{steps}CMD ["sh", "-c", "cat /n* | wc -l"]\n')
+    build(store, ctx, "-t", "tall:1")
+    assert len(manifest_of(store, "tall:1")["Layers"]) == 41
+    assert run_image(store, "tall:1", tmp_path).stdout.split() == ["40"]

@@ -274,7 +274,9 @@ class _Conn:
         host, _, port = self.netloc.rpartition(":")
         if not host or not port.isdigit():  # no port given (or an IPv6 literal without one)
             host, port = self.netloc, "80"
-        sock = socket.create_connection((host.strip("[]"), int(port)), self.timeout)
+        host = host.strip("[]")
+        # an ASCII name as bytes: getaddrinfo would otherwise load the idna codec (~1 ms) to encode it
+        sock = socket.create_connection((host.encode() if host.isascii() else host, int(port)), self.timeout)
         # a request's headers and a small body may go out as separate writes: without this, Nagle
         # plus delayed ACKs stall each such request ~40 ms
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -16,14 +16,12 @@ from ._compress import open_decompressed
 from ._digest import HashingReader, check_digest
 from ._fsutil import flocked, mark_topdir, remove_tree
 from ._models import Descriptor, Platform
-from ._mount import mount, umount
+from ._mount import mount_overlay, umount
 from ._unpack import extract_stream
 from .errors import DigestMismatch, ImageError, StoreError
 
 if TYPE_CHECKING:
     from ._store import Store
-
-_OVERLAY_OPTS_MAX = 4000  # the mount data page is 4096 bytes
 
 
 @attrs.frozen
@@ -139,25 +137,24 @@ def make_rootfs(
             ]
             upper = dest.with_name(f".{dest.name}.upper")
             work = dest.with_name(f".{dest.name}.work")
-            opts = f"lowerdir={':'.join(reversed(snaps))},upperdir={upper},workdir={work}"
-            if len(opts) < _OVERLAY_OPTS_MAX:
-                upper.mkdir(exist_ok=True)
-                work.mkdir(exist_ok=True)
-                try:
-                    mount("overlay", str(dest), "overlay", 0, opts)
-                    return Rootfs(dest, "overlay", upper, work)
-                except OSError as exc:
-                    remove_tree(upper)
-                    remove_tree(work)
-                    if mode == "overlay" or exc.errno not in (
-                        errno.EPERM,
-                        errno.EINVAL,
-                        errno.ENODEV,
-                        errno.ENOTSUP,
-                    ):
-                        raise ImageError(f"overlay mount failed: {exc}") from None
-            elif mode == "overlay":
-                raise ImageError(f"too many layers ({len(layers)}) for one overlay mount")
+            upper.mkdir(exist_ok=True)
+            work.mkdir(exist_ok=True)
+            try:
+                mount_overlay(list(reversed(snaps)), str(dest), str(upper), str(work))
+                return Rootfs(dest, "overlay", upper, work)
+            except OSError as exc:
+                remove_tree(upper)
+                remove_tree(work)
+                # EINVAL also stands for a kernel without lowerdir+ (before 6.8) when the layers
+                # do not fit one mount(2) call, and for more than overlayfs's 500 layers
+                if mode == "overlay" or exc.errno not in (
+                    errno.EPERM,
+                    errno.EINVAL,
+                    errno.ENODEV,
+                    errno.ENOTSUP,
+                    errno.ENOSYS,
+                ):
+                    raise ImageError(f"overlay mount of {len(layers)} layers failed: {exc}") from None
         try:
             for i, layer in enumerate(layers):
                 apply_layer(store, layer, str(dest), mode="apply", diff_id=diff_ids[i])

@@ -427,8 +427,11 @@ def _overlay_lowers() -> set[str]:
                 if " - overlay " not in line:
                     continue
                 for opt in line.rsplit(" ", 1)[-1].strip().split(","):
-                    if opt.startswith("lowerdir="):
-                        lowers.update(opt[len("lowerdir=") :].split(":"))
+                    key, _, value = opt.partition("=")
+                    if key == "lowerdir":
+                        lowers.update(value.split(":"))
+                    elif key in ("lowerdir+", "datadir+"):  # one per layer (the new mount API)
+                        lowers.add(value)
     except OSError:
         pass
     return lowers

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from bock_image import BundleError, Store, bundle, import_rootfs, remove_bundle, runtime_spec
+from bock_image import BundleError, ImageError, Store, bundle, import_rootfs, remove_bundle, runtime_spec
 from bock_image_testlib import BUSYBOX_CONFIG, runtime_binary
 
 pytestmark = pytest.mark.root
@@ -93,6 +93,76 @@ def test_bundle_runs_under_runtime(busybox_store, bundles, mode):
     if mode == "overlay":  # the write went to the bundle's upper dir, not the shared snapshot
         snap = busybox_store.snapshot(busybox_store.layers("busybox:latest")[0])
         assert not (snap / "tmp" / "w").exists()
+
+
+def _tall_image(store: Store, count: int = 60) -> list[str]:
+    """busybox plus count-1 one-file layers, the top one whiting out the first one's file; returns the
+    snapshot paths, lowest first."""
+    from bock_image import new_config, write_image, write_layer
+    from bock_image_testlib import TarBuilder
+
+    layers = [store.layers("busybox:latest")[0]]
+    diffs = [store.config("busybox:latest")["rootfs"]["diff_ids"][0]]
+    for i in range(count - 1):
+        tar = TarBuilder().file(f"layers/{i:02d}", f"{i}\n".encode())
+        if i == count - 2:
+            tar.file("layers/.wh.00")
+        layer, diff = write_layer(store, tar.bytes_io(), "gzip")
+        layers.append(layer)
+        diffs.append(diff)
+    write_image(store, "tall:1", new_config(diffs, config=BUSYBOX_CONFIG), layers)
+    return [str(store.snapshot(d, parents=layers[:i])) for i, d in enumerate(layers)]
+
+
+@pytest.mark.skipif(
+    tuple(int(x) for x in os.uname().release.split(".")[:2]) < (6, 8), reason="lowerdir+ needs Linux 6.8"
+)
+def test_many_layers_overlay_and_gc_keeps_them_while_mounted(busybox_store, bundles):
+    """60 layers: too many snapshot paths for one mount(2) page; lowerdir+ takes them one by one."""
+    store = busybox_store
+    snaps = _tall_image(store)
+    assert len(f"lowerdir={':'.join(snaps)}") > 4096  # mount(2) alone could not take them
+    b = bundles(
+        store,
+        "tall:1",
+        rootfs_mode="overlay",
+        args=["sh", "-c", "cat /layers/* | wc -l; ls /layers | head -1"],
+    )
+    assert b.rootfs.mode == "overlay"
+    with open("/proc/self/mountinfo") as f:
+        line = next(x for x in f if f" {b.rootfs.path} " in x)
+    assert line.count("lowerdir+=") == 60 and f"lowerdir+={snaps[-1]}," in line  # topmost first
+    res = run_bundle(b.path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["58", "01"]  # 59 files, one whited out
+    store.rm("tall:1")
+    store.gc()  # the mounted rootfs still holds its snapshots
+    assert all(os.path.isdir(p) for p in snaps)
+
+
+def test_many_layers_without_lowerdir_plus_fall_back_to_a_copy(busybox_store, bundles, monkeypatch):
+    """A kernel before 6.8 refuses the lowerdir+ key (EINVAL): auto copies, overlay says why."""
+    import errno
+
+    from bock_image import _mount
+
+    real = _mount._syscall
+
+    def old_kernel(what: str, nr: int, *args: object) -> int:
+        if what.startswith("overlay lowerdir+ "):  # as fsconfig(2) answers for an unknown key
+            raise OSError(errno.EINVAL, f"{what}: Invalid argument")
+        return real(what, nr, *args)
+
+    busybox_store.snapshot(busybox_store.layers("busybox:latest")[0])
+    _tall_image(busybox_store)
+    monkeypatch.setattr(_mount, "_syscall", old_kernel)
+    with pytest.raises(
+        ImageError, match=r"overlay mount of 60 layers failed: .*lowerdir\+ .*Invalid argument"
+    ):
+        bundles(busybox_store, "tall:1", name="b1", rootfs_mode="overlay")
+    b = bundles(busybox_store, "tall:1", name="b2", rootfs_mode="auto", args=["ls", "/layers"])
+    assert b.rootfs.mode == "copy"
+    assert sorted(os.listdir(b.rootfs.path / "layers")) == [f"{i:02d}" for i in range(1, 59)]
 
 
 def test_cli_bundle_and_unbundle(busybox_store, tmp_path, cli):
