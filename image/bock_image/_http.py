@@ -241,6 +241,9 @@ class Client:
                 if isinstance(exc, TransportError) and not isinstance(exc, _Stale):
                     raise TransportError(f"{method} {url}: {exc}") from None
                 raise TransportError(f"{method} {url}: {exc!r}") from None
+            except BaseException:  # e.g. a streamed body that failed its own check: the request is cut
+                conn.close()
+                raise
         return Response(status, fields, body_reader, conn, self, url)
 
     def get(

@@ -674,6 +674,26 @@ class RegistryClient:
         )
 
     def _upload(self, store: Store, ref: Reference, desc: Descriptor, mount_from: list[str]) -> None:
+        path = store.blob_path(desc.digest)
+        self._send_blob(
+            ref,
+            desc,
+            mount_from,
+            lambda report: _FileRange(path, 0, desc.size, report),
+            path if self.chunk_size and desc.size > self.chunk_size else None,
+        )
+
+    def _send_blob(
+        self,
+        ref: Reference,
+        desc: Descriptor,
+        mount_from: list[str],
+        body: Callable[[Callable[[int], None]], Any],
+        chunk_from: Any = None,
+    ) -> None:
+        """HEAD, then a cross-repo mount from each of ``mount_from`` (202: upload in that session), else
+        POST; then one PUT of ``body(report)`` (made anew for each retry), or PATCHes of the file
+        ``chunk_from``."""
         push_scope = f"repository:{ref.repository}:pull,push"
         scopes = (push_scope,)
         head = self._request(
@@ -703,19 +723,18 @@ class RegistryClient:
                 "POST", ref, f"/v2/{ref.repository}/blobs/uploads/", scopes=scopes, ok=(202,)
             )
             location = resp.headers["location"]
-        path = store.blob_path(desc.digest)
         self.progress("start", digest=desc.digest, size=desc.size, offset=0)
 
         def report(n: int) -> None:
             self.progress("bytes", digest=desc.digest, size=desc.size, done=n)
 
-        if self.chunk_size and desc.size > self.chunk_size:
-            self._upload_chunked(ref, desc, location, path, scopes)
+        if chunk_from is not None:
+            self._upload_chunked(ref, desc, location, chunk_from, scopes)
         else:
             self._request(
                 "PUT", ref, location, scopes=scopes, params={"digest": desc.digest},
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                content_factory=lambda: _FileRange(path, 0, desc.size, report),
+                content_factory=lambda: body(report),
                 ok=(201,),
             )  # fmt: skip
         self.progress("uploaded", digest=desc.digest, size=desc.size)
@@ -751,6 +770,51 @@ class RegistryClient:
             headers={"Content-Length": "0"},
             content=b"",
             ok=(201,),
+        )
+
+    # -- copy ---------------------------------------------------------------------------------
+    def copy(
+        self, src: str, dest: str, *, platform: Platform | None = None, all_platforms: bool = False
+    ) -> Descriptor:
+        """Copy an image from one registry (or repository) to another, blob by blob, without storing
+        it locally, as ``skopeo copy docker://SRC docker://DEST`` does. An index is narrowed to the
+        platform's manifest (default: this host's) unless ``all_platforms``; manifests keep their
+        bytes, so the digest stays the same. Within one registry, blobs are mounted across
+        repositories instead of sent."""
+        sref, dref = parse_reference(src), parse_reference(dest)
+        data, media, digest = self.get_manifest(sref)
+        if media in _media.INDEXES and not all_platforms:
+            chosen = select_platform(json.loads(data), platform or Platform.host())
+            data, media, digest = self.get_manifest(sref, chosen.digest)
+            if media not in _media.MANIFESTS:
+                raise UnsupportedMediaType(f"nested index {digest} is not supported")
+        if dref.digest and dref.digest != digest:
+            raise DigestMismatch(f"{dest}: the source manifest is {digest}, not {dref.digest}")
+        self._base(dref.api_host)  # probe the scheme once, before the parallel uploads would each do it
+        self._copy_tree(sref, dref, data, media)
+        self._put_manifest(dref, dref.tag or digest, data, media)
+        self.progress("done", ref=str(dref), digest=digest)
+        return Descriptor(media, digest, len(data))
+
+    def _copy_tree(self, sref: Reference, dref: Reference, data: bytes, media: str) -> None:
+        obj = json.loads(data)
+        if media in _media.INDEXES:
+            for m in obj.get("manifests", []):
+                child_data, child_media, child_digest = self.get_manifest(sref, descriptor(m).digest)
+                if child_media in _media.INDEXES:
+                    raise UnsupportedMediaType(f"nested index {child_digest} is not supported")
+                self._copy_tree(sref, dref, child_data, child_media)
+                self._put_manifest(dref, child_digest, child_data, child_media)
+            return
+        blobs = [descriptor(obj["config"]), *(descriptor(d) for d in obj.get("layers", []))]
+        mount = (
+            [sref.repository] if sref.api_host == dref.api_host and sref.repository != dref.repository else []
+        )
+        self._parallel(
+            [
+                lambda b=b: self._send_blob(dref, b, mount, lambda report, b=b: _Relay(self, sref, b, report))
+                for b in blobs
+            ]
         )
 
     # -- login ----------------------------------------------------------------------------------
@@ -809,6 +873,45 @@ class _FileRange:
                 done += sent
                 if self.report:
                     self.report(done)
+
+
+class _Relay:
+    """A blob read from one registry (GET) as the body of its upload to another (PUT), in CHUNK pieces,
+    hashed on the way: a source that sends other bytes than its digest names fails the upload with
+    DigestMismatch before the last piece goes out (the destination registry would refuse it too)."""
+
+    def __init__(self, client: RegistryClient, src: Reference, desc: Descriptor, report) -> None:
+        self.client, self.src, self.desc, self.report = client, src, desc, report
+
+    def __iter__(self) -> Iterator[bytes]:
+        desc = self.desc
+        resp = self.client._request(
+            "GET", self.src, f"/v2/{self.src.repository}/blobs/{desc.digest}", stream=True
+        )
+        hasher = new_hasher(desc.digest)
+        done = 0
+        try:
+            pending = b""
+            for chunk in resp.iter_raw(CHUNK):
+                done += len(chunk)
+                if done > desc.size:
+                    break
+                hasher.update(chunk)
+                if pending:
+                    yield pending
+                    self.report(done - len(chunk))
+                pending = chunk
+            got = f"{desc.digest.partition(':')[0]}:{hasher.hexdigest()}"
+            if done != desc.size or got != desc.digest:
+                raise DigestMismatch(
+                    f"digest mismatch for blob {desc.digest} from {self.src.name}: got {done} bytes hashing to {got}"
+                    f" (expected {desc.size} bytes)"
+                )
+            if pending:  # the last piece goes out only once the whole blob is known to be right
+                yield pending
+            self.report(done)
+        finally:
+            resp.close()
 
 
 def _diff_ids(config: dict[str, Any], layers: list[Descriptor]) -> list[str | None]:

@@ -76,6 +76,14 @@ def _add_pull(s: argparse.ArgumentParser) -> None:
     s.add_argument("--unpack", action="store_true", help="also unpack the layers (while downloading)")
 
 
+def _add_copy(s: argparse.ArgumentParser) -> None:
+    s.add_argument("src", help="registry reference (docker:// optional)")
+    s.add_argument("dest", help="registry reference (docker:// optional)")
+    s.add_argument(
+        "--all", action="store_true", help="copy every platform of an index (default: --platform's)"
+    )
+
+
 def _add_push(s: argparse.ArgumentParser) -> None:
     s.add_argument("ref")
     s.add_argument("dest", nargs="?")
@@ -181,6 +189,7 @@ def _add_logout(s: argparse.ArgumentParser) -> None:
 _COMMANDS: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "pull": ("pull an image from a registry", (), _add_pull),
     "push": ("push a local image to a registry", (), _add_push),
+    "copy": ("copy an image from one registry or repository to another", (), _add_copy),
     "list": ("list local images", ("ls",), _add_list),
     "inspect": ("inspect a local image (or a remote one with --remote or docker://)", (), _add_inspect),
     "tags": ("list the tags of a remote repository", (), _add_tags),
@@ -270,6 +279,11 @@ def run(args: argparse.Namespace) -> int:
         with _client(args) as client:
             tags = client.tags(args.ref)
         _emit(args, tags, "\n".join(tags))
+        return 0
+    if cmd == "copy":
+        with _client(args) as client:
+            desc = client.copy(args.src, args.dest, platform=platform, all_platforms=args.all)
+        _emit(args, lambda: to_dict(desc), desc.digest if args.quiet else "")
         return 0
     from ._summary import summarize
 

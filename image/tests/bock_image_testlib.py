@@ -104,6 +104,42 @@ class TarBuilder:
         return io.BytesIO(self.bytes())
 
 
+def make_multiarch(store, tarball: Path, name: str, unknown: bool = False):
+    """Two busybox images, linux/amd64 (Cmd ["amd64"]) and linux/arm64/v8 (Cmd ["arm64"]), named ``name``
+    through an OCI index (plus an os/arch "unknown" entry, as buildkit's attestations have, if asked).
+    Returns ({arch: manifest descriptor}, index descriptor)."""
+    from bock_image import Platform, import_rootfs
+
+    descs = {}
+    for arch in ("amd64", "arm64"):
+        descs[arch] = import_rootfs(
+            store,
+            tarball,
+            f"bb-{arch}:latest",
+            config={"Cmd": [arch]},
+            platform=Platform("linux", arch, "v8" if arch == "arm64" else None),
+        )
+
+    def entry(arch: str, platform: dict) -> dict:
+        d = descs[arch]
+        return {"mediaType": d.mediaType, "digest": d.digest, "size": d.size, "platform": platform}
+
+    manifests = [
+        entry("amd64", {"os": "linux", "architecture": "amd64"}),
+        entry("arm64", {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+    ]
+    if unknown:
+        manifests.append(entry("amd64", {"os": "unknown", "architecture": "unknown"}))
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }
+    idesc = store.put_json(index)
+    store.add_image(name, idesc)
+    return descs, idesc
+
+
 def wait_http(url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -48,19 +48,25 @@ def cli():
     return run_cli
 
 
-@pytest.fixture
-def registry(tmp_path):
-    reg = Registry(tmp_path / "registry")
+def _serve(reg: Registry):
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    yield from _serve(Registry(tmp_path / "registry"))
+
+
+@pytest.fixture
+def second_registry(tmp_path):
+    yield from _serve(Registry(tmp_path / "registry-b"))
 
 
 @pytest.fixture
 def basic_registry(tmp_path):
     base = tmp_path / "registry-basic"
-    reg = Registry(base, htpasswd_auth(base, {"alice": "s3cret"}))
-    yield reg
-    reg.stop()
+    yield from _serve(Registry(base, htpasswd_auth(base, {"alice": "s3cret"})))
 
 
 @pytest.fixture

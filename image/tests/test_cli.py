@@ -9,6 +9,7 @@ from bock_image import cli
 SAMPLES = {
     "pull": ["pull", "127.0.0.1:5000/a/b:1", "--name", "x:1", "--unpack"],
     "push": ["push", "x:1", "127.0.0.1:5000/a/b:1", "--chunk-size", "1024", "--mount-from", "c/d"],
+    "copy": ["copy", "docker://127.0.0.1:5000/a/b:1", "127.0.0.1:5001/c:2", "--all"],
     "list": ["list"],
     "ls": ["ls"],
     "inspect": ["inspect", "x:1", "--remote", "--raw"],

@@ -20,14 +20,13 @@ from bock_image import (
     RegistryClient,
     Store,
     UnsupportedMediaType,
-    import_rootfs,
     new_config,
     write_image,
     write_layer,
 )
 from bock_image._auth import Credentials
 from bock_image._digest import digest_of
-from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, run_cli, spawn_cli
+from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, make_multiarch, run_cli, spawn_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -146,31 +145,7 @@ def test_tag_list_pagination_and_remote_inspect(busybox_store, registry, proxy):
 
 
 def test_index_platform_selection(store, busybox_tarball, registry, tmp_path):
-    descs = {}
-    for arch in ("amd64", "arm64"):
-        descs[arch] = import_rootfs(
-            store,
-            busybox_tarball,
-            f"bb-{arch}:latest",
-            config={"Cmd": [arch]},
-            platform=Platform("linux", arch, "v8" if arch == "arm64" else None),
-        )
-
-    def entry(arch: str, platform: dict) -> dict:
-        d = descs[arch]
-        return {"mediaType": d.mediaType, "digest": d.digest, "size": d.size, "platform": platform}
-
-    index = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            entry("amd64", {"os": "linux", "architecture": "amd64"}),
-            entry("arm64", {"os": "linux", "architecture": "arm64", "variant": "v8"}),
-            entry("amd64", {"os": "unknown", "architecture": "unknown"}),
-        ],
-    }
-    idesc = store.put_json(index)
-    store.add_image("multiarch:latest", idesc)
+    make_multiarch(store, busybox_tarball, "multiarch:latest", unknown=True)
     with RegistryClient() as client:
         client.push(store, "multiarch:latest", f"{registry.host}/lab/multiarch:latest")
         for arch in ("arm64", "amd64"):
