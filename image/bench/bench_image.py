@@ -253,6 +253,21 @@ def main() -> int:
                 ],
                 fresh_push,
             ),
+            "copy (registry to registry)": (
+                [
+                    [
+                        "skopeo",
+                        "copy",
+                        "-q",
+                        "--src-tls-verify=false",
+                        "--dest-tls-verify=false",
+                        f"docker://{remote}",
+                        f"docker://{push_reg.host}/bench/copied:latest",
+                    ]
+                ],
+                [[*bock, "-q", "copy", remote, f"{push_reg.host}/bench/copied:latest"]],
+                fresh_push,
+            ),
         }
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(
