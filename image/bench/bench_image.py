@@ -186,6 +186,13 @@ def main() -> int:
         def fresh_push() -> None:
             rmtree(work / "registry-push" / "data" / "docker")
 
+        def blobs_present() -> None:
+            """The destination already has every blob: what is left is start-up and a few requests."""
+            if not (work / "registry-push/data/docker/registry/v2/repositories/bench/present").exists():
+                dest = f"{push_reg.host}/bench/present:latest"
+                cmd = [*bock, "-q", "--root", str(push_store), "push", "push:latest", dest]
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
         skopeo_pull = [
             "skopeo",
             "copy",
@@ -252,6 +259,30 @@ def main() -> int:
                     ]
                 ],
                 fresh_push,
+            ),
+            "push (blobs present)": (
+                [
+                    [
+                        "skopeo",
+                        "copy",
+                        "-q",
+                        "--dest-tls-verify=false",
+                        f"oci:{push_store}:push:latest",
+                        f"docker://{push_reg.host}/bench/present:latest",
+                    ]
+                ],
+                [
+                    [
+                        *bock,
+                        "-q",
+                        "--root",
+                        str(push_store),
+                        "push",
+                        "push:latest",
+                        f"{push_reg.host}/bench/present:latest",
+                    ]
+                ],
+                blobs_present,
             ),
             "copy (registry to registry)": (
                 [
