@@ -27,6 +27,7 @@ from ._models import Descriptor, Platform, descriptor
 from ._reference import Reference, parse_reference
 from ._store import Store, select_platform
 from ._summary import summarize
+from ._tls import NO_TLS_FILES, TlsFiles, ssl_context, tls_files
 from .errors import AuthError, DigestMismatch, ImageError, NotFound, RegistryError, UnsupportedMediaType
 
 if TYPE_CHECKING:
@@ -97,8 +98,10 @@ class RegistryClient:
         chunk_size: int | None = None,
         timeout: float = 60.0,
         progress: Progress | None = None,
+        cert_dir: str | os.PathLike | None = None,
     ) -> None:
         self.tls_verify = tls_verify
+        self.cert_dir = cert_dir
         self.authfile = authfile
         self.credentials = dict(credentials or {})
         self.retries = retries
@@ -107,7 +110,7 @@ class RegistryClient:
         self.chunk_size = chunk_size
         self.progress = progress or (lambda *a, **k: None)
         self._timeout = timeout
-        self._clients: dict[bool, httpx.Client] = {}
+        self._clients: dict[tuple[bool, TlsFiles], httpx.Client] = {}
         self._plain: _http.Client | None = None
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
@@ -122,11 +125,13 @@ class RegistryClient:
             self._plain.close()
             self._plain = None
 
-    def _client(self, verify: bool) -> httpx.Client:
-        """One pooled client per verification mode, made on first use: loading the CA bundle costs
-        ~80 ms, which a pull from a plain-HTTP localhost registry should not pay."""
+    def _client(self, verify: bool, host: str | None = None) -> httpx.Client:
+        """One pooled client per verification mode and set of TLS files (``tls_files``), made on first
+        use: loading the CA bundle costs ~80 ms, which a pull from a plain-HTTP localhost registry should
+        not pay."""
+        tls = tls_files(host, self.cert_dir) if host else NO_TLS_FILES
         with self._lock:
-            client = self._clients.get(verify)
+            client = self._clients.get((verify, tls))
             if client is None:
                 import socket
 
@@ -136,7 +141,7 @@ class RegistryClient:
                 # TCP_NODELAY: a request's headers and a small body go out as separate writes; with
                 # Nagle plus delayed ACKs each such request stalled ~40 ms (measured: push 0.75 -> 0.48 s).
                 transport = httpx.HTTPTransport(
-                    verify=verify,
+                    verify=ssl_context(verify, tls) if tls != NO_TLS_FILES else verify,
                     limits=limits,
                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 )
@@ -145,17 +150,13 @@ class RegistryClient:
                     timeout=httpx.Timeout(self._timeout, connect=15.0),
                     follow_redirects=True,
                 )
-                self._clients[verify] = client
+                self._clients[(verify, tls)] = client
             return client
 
-    @property
-    def _https(self) -> httpx.Client:
-        """The client for a URL: plain http needs no certificates; https verifies unless told not to."""
-        return self._client(self.tls_verify)
-
     def _for(self, url: str) -> httpx.Client | _http.Client:
-        """Plain http goes through the lean stdlib client (unless a proxy is set: httpx honours it);
-        localhost (docker treats it as an insecure registry) skips verification."""
+        """Plain http goes through the lean socket client (unless a proxy is set: httpx honours it);
+        https verifies unless told not to, except on localhost (docker treats it as an insecure
+        registry), with the host's certs.d files if it has any (see ``tls_files``)."""
         if url.startswith("http://"):
             if _http.plain_http_allowed():
                 with self._lock:
@@ -163,9 +164,8 @@ class RegistryClient:
                         self._plain = _http.Client(timeout=self._timeout, elsewhere=self._for)
                     return self._plain
             return self._client(False)
-        if _is_local(url.split("://", 1)[-1].split("/", 1)[0]):
-            return self._client(False)
-        return self._https
+        host = url.split("://", 1)[-1].split("/", 1)[0]
+        return self._client(self.tls_verify and not _is_local(host), host)
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -190,7 +190,7 @@ class RegistryClient:
         else:
             scheme = "https"
             try:
-                self._https.get(f"https://{host}/v2/", timeout=5.0)
+                self._for(f"https://{host}/v2/").get(f"https://{host}/v2/", timeout=5.0)
             except _transport_errors() as exc:
                 if self.tls_verify:
                     raise RegistryError(f"cannot reach https://{host}/v2/: {exc}") from None

@@ -25,7 +25,7 @@ def _json_list(text: str) -> list[str]:
 
 
 # The global options that take a value (for _command_in, which must not mistake one for a command).
-_VALUED = ("--root", "--format", "--tls-verify", "--authfile", "--platform", "--jobs")
+_VALUED = ("--root", "--format", "--tls-verify", "--authfile", "--cert-dir", "--platform", "--jobs")
 _FLAGS = ("--quiet", "-q")  # not -h: the whole help lists every command
 
 
@@ -61,6 +61,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "--tls-verify", default="true", choices=("true", "false"), help="require TLS (except localhost)"
     )
     p.add_argument("--authfile", default=None, help="auth file (default: containers auth.json search order)")
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="TLS files for every registry: *.crt CAs, NAME.cert+NAME.key client pairs"
+        " (default: certs.d/HOST[:PORT] under ~/.config/containers, /etc/containers, /etc/docker)",
+    )
     p.add_argument("--platform", default=None, help="os/arch[/variant] to select from an index")
     p.add_argument("--jobs", type=int, default=6, help="parallel blob transfers")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -223,6 +229,7 @@ def _client(args: argparse.Namespace, **kw: Any):
     return RegistryClient(
         tls_verify=args.tls_verify == "true",
         authfile=args.authfile,
+        cert_dir=args.cert_dir,
         jobs=args.jobs,
         progress=Reporter(quiet=args.quiet or args.format == "json"),
         **kw,

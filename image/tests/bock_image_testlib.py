@@ -47,10 +47,22 @@ def make_busybox_rootfs(dest: Path) -> Path:
     return dest
 
 
-def free_port() -> int:
+def free_port(ip: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((ip, 0))
         return s.getsockname()[1]
+
+
+def wait_tcp(ip: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((ip, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class TarBuilder:
@@ -155,18 +167,21 @@ def wait_http(url: str, timeout: float = 10.0) -> None:
 
 
 class Registry:
-    """A real docker-registry (distribution 2.8) on 127.0.0.1:<free port>."""
+    """A real docker-registry (distribution 2.8) on <ip>:<free port> (127.0.0.1 by default); with
+    ``tls`` (distribution's http.tls section) it speaks https only."""
 
-    def __init__(self, base: Path, auth: dict | None = None) -> None:
+    def __init__(
+        self, base: Path, auth: dict | None = None, tls: dict | None = None, ip: str = "127.0.0.1"
+    ) -> None:
         self.base = base
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.port = free_port(ip)
+        self.host = f"{ip}:{self.port}"
         base.mkdir(parents=True, exist_ok=True)
         config = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(base / "data")}, "delete": {"enabled": True}},
-            "http": {"addr": self.host, "secret": uuid.uuid4().hex},
+            "http": {"addr": self.host, "secret": uuid.uuid4().hex, **({"tls": tls} if tls else {})},
         }
         if auth:
             config["auth"] = auth
@@ -179,7 +194,10 @@ class Registry:
             stdin=subprocess.DEVNULL,
         )
         try:
-            wait_http(f"http://{self.host}/v2/")
+            if tls:
+                wait_tcp(ip, self.port)
+            else:
+                wait_http(f"http://{self.host}/v2/")
         except BaseException:
             self.stop()
             raise
