@@ -27,7 +27,18 @@ SAMPLES = {
     "login": ["login", "127.0.0.1:5000", "-u", "me", "--password-stdin"],
     "logout": ["logout", "127.0.0.1:5000"],
 }
-GLOBALS = ["--root", "/tmp/store", "-q", "--format=json", "--tls-verify", "false", "--cert-dir", "/c", "--jobs", "3"]
+GLOBALS = [
+    "--root",
+    "/tmp/store",
+    "-q",
+    "--format=json",
+    "--tls-verify",
+    "false",
+    "--cert-dir",
+    "/c",
+    "--jobs",
+    "3",
+]
 
 
 def test_every_command_has_a_sample():
