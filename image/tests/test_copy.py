@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 from bock_image import (
+    AuthError,
     DigestMismatch,
     NotFound,
     Platform,
@@ -141,3 +142,38 @@ def test_copy_of_a_missing_image_is_a_clear_error(registry, second_registry):
     res = run_cli("copy", f"{registry.host}/lab/none:1", f"{second_registry.host}/x/y:1", check=False)
     assert res.returncode == 1
     assert "manifest unknown" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_copy_from_a_token_registry_to_a_basic_auth_one(
+    two_layer_image, token_registry, basic_registry, authfile
+):
+    """Each side authenticates its own way: a bearer token for the source, Basic for the destination."""
+    from bock_image._auth import Credentials
+
+    src, dest = f"{token_registry.host}/lab/tok:1", f"{basic_registry.host}/mirror/tok:1"
+    creds = {
+        token_registry.host: Credentials("bob", "t0ken-pw"),
+        basic_registry.host: Credentials("alice", "s3cret"),
+    }
+    with RegistryClient(credentials=creds) as client:
+        client.push(two_layer_image, "two:1", src)
+        desc = client.copy(src, dest)
+    assert desc.digest == two_layer_image.resolve("two:1").digest
+    res = subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--no-tags",
+            "--tls-verify=false",
+            "--creds",
+            "alice:s3cret",
+            f"docker://{dest}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["Digest"] == desc.digest
+    only_source = {token_registry.host: creds[token_registry.host]}
+    with RegistryClient(credentials=only_source) as client, pytest.raises(AuthError):
+        client.copy(src, f"{basic_registry.host}/mirror/anon:1")  # no credentials for the destination
