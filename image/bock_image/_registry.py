@@ -111,6 +111,7 @@ class RegistryClient:
         self.progress = progress or (lambda *a, **k: None)
         self._timeout = timeout
         self._clients: dict[tuple[bool, TlsFiles], httpx.Client] = {}
+        self._tls: dict[str, TlsFiles] = {}  # per host, read once
         self._plain: _http.Client | None = None
         self._lock = threading.Lock()
         self._schemes: dict[str, str] = {}
@@ -129,7 +130,9 @@ class RegistryClient:
         """One pooled client per verification mode and set of TLS files (``tls_files``), made on first
         use: loading the CA bundle costs ~80 ms, which a pull from a plain-HTTP localhost registry should
         not pay."""
-        tls = tls_files(host, self.cert_dir) if host else NO_TLS_FILES
+        tls = NO_TLS_FILES
+        if host:
+            tls = self._tls.get(host) or self._tls.setdefault(host, tls_files(host, self.cert_dir))
         with self._lock:
             client = self._clients.get((verify, tls))
             if client is None:
