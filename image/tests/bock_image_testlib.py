@@ -152,6 +152,13 @@ def make_multiarch(store, tarball: Path, name: str, unknown: bool = False):
     return descs, idesc
 
 
+def skopeo(*args: str) -> str:
+    """skopeo's stdout; a failure fails the test with its stderr (skopeo is the tests' oracle)."""
+    res = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    assert res.returncode == 0, f"skopeo {' '.join(args)}: {res.stderr}"
+    return res.stdout
+
+
 def wait_http(url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import tarfile
 
 import pytest
 from bock_image import Store, UnsupportedMediaType, load_archive
+from bock_image_testlib import skopeo
 
 pytestmark = pytest.mark.root
-
-
-def skopeo(*args: str) -> str:
-    res = subprocess.run(["skopeo", *args], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    return res.stdout
 
 
 @pytest.mark.parametrize("fmt", ["oci-archive", "docker-archive"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -19,19 +18,13 @@ from bock_image import (
     write_image,
     write_layer,
 )
-from bock_image_testlib import BUSYBOX_CONFIG, TarBuilder, make_multiarch, run_cli
+from bock_image_testlib import BUSYBOX_CONFIG, TarBuilder, make_multiarch, run_cli, skopeo
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
 def skopeo_inspect(ref: str, *extra: str) -> dict:
-    res = subprocess.run(
-        ["skopeo", "inspect", "--no-tags", "--tls-verify=false", *extra, f"docker://{ref}"],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    return json.loads(skopeo("inspect", "--no-tags", "--tls-verify=false", *extra, f"docker://{ref}"))
 
 
 @pytest.fixture
@@ -102,10 +95,8 @@ def test_copy_an_index_one_platform_or_all(store, busybox_tarball, registry, sec
         one = client.copy(src, f"{b}/m/one:1", platform=Platform.parse("linux/arm64"))
         every = client.copy(src, f"{b}/m/all:1", all_platforms=True)
     assert one.digest == descs["arm64"].digest  # narrowed to the manifest, as skopeo does by default
-    assert json.loads(subprocess.run(
-        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{b}/m/one:1"],
-        capture_output=True, text=True, check=True,
-    ).stdout)["config"]["digest"] == store.manifest("bb-arm64:latest")["config"]["digest"]  # fmt: skip
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{b}/m/one:1"))
+    assert raw["config"]["digest"] == store.manifest("bb-arm64:latest")["config"]["digest"]
     assert every.digest == idesc.digest
     for arch in ("amd64", "arm64"):
         variant = ["--override-variant", "v8"] if arch == "arm64" else []
@@ -159,21 +150,8 @@ def test_copy_from_a_token_registry_to_a_basic_auth_one(
         client.push(two_layer_image, "two:1", src)
         desc = client.copy(src, dest)
     assert desc.digest == two_layer_image.resolve("two:1").digest
-    res = subprocess.run(
-        [
-            "skopeo",
-            "inspect",
-            "--no-tags",
-            "--tls-verify=false",
-            "--creds",
-            "alice:s3cret",
-            f"docker://{dest}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["Digest"] == desc.digest
+    info = skopeo_inspect(dest, "--creds", "alice:s3cret")
+    assert info["Digest"] == desc.digest
     only_source = {token_registry.host: creds[token_registry.host]}
     with RegistryClient(credentials=only_source) as client, pytest.raises(AuthError):
         client.copy(src, f"{basic_registry.host}/mirror/anon:1")  # no credentials for the destination

@@ -26,15 +26,17 @@ from bock_image import (
 )
 from bock_image._auth import Credentials
 from bock_image._digest import digest_of
-from bock_image_testlib import BUSYBOX_CONFIG, Registry, TarBuilder, make_multiarch, run_cli, spawn_cli
+from bock_image_testlib import (
+    BUSYBOX_CONFIG,
+    Registry,
+    TarBuilder,
+    make_multiarch,
+    run_cli,
+    skopeo,
+    spawn_cli,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
-
-
-def skopeo(*args: str) -> str:
-    res = subprocess.run(["skopeo", *args], capture_output=True, text=True)
-    assert res.returncode == 0, f"skopeo {' '.join(args)}: {res.stderr}"
-    return res.stdout
 
 
 def test_push_then_skopeo_pulls_and_inspects(busybox_store, registry, tmp_path, cli):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from bock_image import RegistryClient, RegistryError, Store
-from bock_image_testlib import Registry, run_cli
+from bock_image_testlib import Registry, run_cli, skopeo
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 REMOTE_IP = "127.0.0.2"  # loopback, but not "localhost" to bock-image: certificates are checked
@@ -65,11 +65,8 @@ def test_unknown_ca_is_refused_then_trusted_through_cert_dir(busybox_store, remo
     assert res.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in res.stderr, res.stderr
     certs = _cert_dir(tmp_path, pki, "ca.crt")
     run_cli("--cert-dir", str(certs), "push", "busybox:latest", dest, root=busybox_store.root)
-    out = subprocess.run(
-        ["skopeo", "inspect", "--cert-dir", str(certs), f"docker://{dest}"], capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["Digest"] == busybox_store.resolve("busybox:latest").digest
+    info = json.loads(skopeo("inspect", "--cert-dir", str(certs), f"docker://{dest}"))
+    assert info["Digest"] == busybox_store.resolve("busybox:latest").digest
     # --tls-verify=false: no checks at all
     other = tmp_path / "other"
     run_cli("--tls-verify=false", "pull", dest, "--name", "back:1", root=other)
