@@ -61,7 +61,6 @@ class Headers:
     """Response header fields, looked up without regard to case."""
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._fields = fields
         self._map: dict[str, str] = {}
         for name, value in fields:
             key = name.lower()
@@ -76,11 +75,8 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._map
 
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._fields)
-
     def __repr__(self) -> str:
-        return f"Headers({self._fields!r})"
+        return f"Headers({self._map!r})"
 
 
 class Response:
