@@ -785,12 +785,11 @@ class RegistryClient:
         bytes, so the digest stays the same. Within one registry, blobs are mounted across
         repositories instead of sent."""
         sref, dref = parse_reference(src), parse_reference(dest)
-        data, media, digest = self.get_manifest(sref)
-        if media in _media.INDEXES and not all_platforms:
-            chosen = select_platform(json.loads(data), platform or Platform.host())
-            data, media, digest = self.get_manifest(sref, chosen.digest)
-            if media not in _media.MANIFESTS:
-                raise UnsupportedMediaType(f"nested index {digest} is not supported")
+        if all_platforms:
+            data, media, digest = self.get_manifest(sref)
+        else:
+            _, data, chosen, _ = self.resolve(sref, platform)
+            media, digest = chosen.mediaType, chosen.digest
         if dref.digest and dref.digest != digest:
             raise DigestMismatch(f"{dest}: the source manifest is {digest}, not {dref.digest}")
         self._base(dref.api_host)  # probe the scheme once, before the parallel uploads would each do it
